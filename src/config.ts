@@ -1,0 +1,196 @@
+import path from 'node:path';
+import bytes from 'bytes';
+import { z } from 'zod';
+import { DEFAULT_ALLOWED_TYPES } from './documents/file-types';
+
+export type StorageName = 'local' | 's3';
+
+export interface S3Config {
+  readonly bucket: string;
+  readonly region: string;
+  /** Prefix of every key, without leading or trailing slash; '' puts keys at the bucket's root. */
+  readonly prefix: string;
+  /** Set for S3-compatible stores (R2, B2, MinIO); unset means AWS. */
+  readonly endpoint?: string;
+  readonly forcePathStyle: boolean;
+  /** Both or neither; neither means the SDK's default chain (instance role, AWS_PROFILE, ...). */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+export interface Config {
+  readonly nodeEnv: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly database: {
+    /** Postgres connection string; unset means the embedded PGlite in pgliteDataDir. */
+    readonly url?: string;
+    readonly pgliteDataDir: string;
+  };
+  readonly storage: {
+    /** The driver new uploads go to. Files already stored elsewhere stay readable (see storage/index.ts). */
+    readonly driver: StorageName;
+    /** The local driver's root, and where files uploaded before S3 lie. Absolute. */
+    readonly uploadDir: string;
+    readonly s3?: S3Config;
+  };
+  readonly uploads: {
+    readonly maxBytes: number;
+    readonly allowedTypes: readonly string[];
+  };
+  readonly auth: {
+    readonly tokens: readonly string[];
+    readonly jwtSecret?: string;
+    /** True when neither tokens nor a JWT secret are set: every /api route is open. */
+    readonly open: boolean;
+  };
+  /** Origins allowed to call the API from a browser; empty means no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
+}
+
+export class ConfigError extends Error {}
+
+// An empty value means unset: ops copy .env.example, which lists every variable with nothing after the '='.
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
+
+const bool = (name: string) =>
+  optional(z.string()).transform((v, ctx) => {
+    if (v === undefined) return false;
+    const s = v.trim().toLowerCase();
+    if (s === 'true' || s === '1') return true;
+    if (s === 'false' || s === '0') return false;
+    ctx.addIssue({ code: 'custom', message: `${name} accepts true or false` });
+    return z.NEVER;
+  });
+
+const list = optional(z.string()).transform((v) =>
+  (v ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+);
+
+const MIME_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const schema = z.object({
+  NODE_ENV: optional(z.string()).transform((v) => v ?? 'development'),
+  PORT: optional(z.string())
+    .transform((v) => (v === undefined ? 3000 : Number(v)))
+    .refine((n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'PORT accepts a port number from 0 to 65535'),
+  LOG_LEVEL: optional(z.enum(LOG_LEVELS, { message: `LOG_LEVEL accepts one of ${LOG_LEVELS.join(', ')}` })),
+  DATABASE_URL: optional(
+    z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), 'DATABASE_URL accepts a postgres:// or postgresql:// URL'),
+  ),
+  PGLITE_DATA_DIR: optional(z.string()),
+  STORAGE_DRIVER: optional(z.enum(['s3', 'local'], { message: 'STORAGE_DRIVER accepts s3 or local' })),
+  UPLOAD_DIR: optional(z.string()),
+  AWS_ACCESS_KEY_ID: optional(z.string()),
+  AWS_SECRET_ACCESS_KEY: optional(z.string()),
+  AWS_REGION: optional(z.string()),
+  AWS_S3_BUCKET_NAME: optional(
+    z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'AWS_S3_BUCKET_NAME accepts an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
+  ),
+  AWS_S3_PREFIX: optional(z.string()),
+  AWS_S3_ENDPOINT: optional(
+    z.string().refine((v) => /^https?:\/\/[^/\s]+/.test(v), 'AWS_S3_ENDPOINT accepts an http:// or https:// URL'),
+  ),
+  AWS_S3_FORCE_PATH_STYLE: bool('AWS_S3_FORCE_PATH_STYLE'),
+  MAX_UPLOAD_SIZE: optional(z.string()).transform((v, ctx) => {
+    const n = v === undefined ? bytes.parse('25mb') : bytes.parse(v);
+    if (n === null || !Number.isSafeInteger(n) || n < 1) {
+      ctx.addIssue({ code: 'custom', message: 'MAX_UPLOAD_SIZE accepts a size such as 25mb or 1gb, or a number of bytes' });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  ALLOWED_FILE_TYPES: list.refine(
+    (types) => types.every((t) => MIME_TYPE.test(t.toLowerCase())),
+    'ALLOWED_FILE_TYPES accepts comma-separated MIME types such as application/pdf,image/png',
+  ),
+  API_TOKENS: list.refine(
+    (tokens) => tokens.every((t) => t.length >= 16 && !/\s/.test(t)),
+    'API_TOKENS accepts comma-separated tokens of at least 16 characters without spaces',
+  ),
+  JWT_SECRET: optional(z.string().min(32, 'JWT_SECRET accepts a secret of at least 32 characters (256 bits for HS256)')),
+  AUTH_DISABLED: bool('AUTH_DISABLED'),
+  CORS_ORIGINS: list.refine(
+    (origins) => origins.every((o) => o === '*' || isOrigin(o)),
+    'CORS_ORIGINS accepts comma-separated origins such as https://crm.example.com, or *',
+  ),
+});
+
+function isOrigin(value: string): boolean {
+  try {
+    return new URL(value).origin === value;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads the configuration once, from `env` (process.env after dotenv in production; a plain object in tests).
+ * Throws ConfigError naming every invalid variable and what it accepts, so a bad deploy stops at startup.
+ */
+export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `- ${i.path.join('.') || 'config'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+
+  const driver: StorageName = e.STORAGE_DRIVER ?? (e.AWS_S3_BUCKET_NAME ? 's3' : 'local');
+  if (driver === 's3' && !e.AWS_S3_BUCKET_NAME) {
+    problems.push('AWS_S3_BUCKET_NAME: required when STORAGE_DRIVER is s3');
+  }
+  if (Boolean(e.AWS_ACCESS_KEY_ID) !== Boolean(e.AWS_SECRET_ACCESS_KEY)) {
+    problems.push('AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: set both, or neither to use the SDK default credential chain');
+  }
+  const open = e.API_TOKENS.length === 0 && !e.JWT_SECRET;
+  if (open && e.NODE_ENV === 'production' && !e.AUTH_DISABLED) {
+    problems.push(
+      'API_TOKENS, JWT_SECRET: with NODE_ENV=production set one of them, or AUTH_DISABLED=true to run the API without authentication on purpose',
+    );
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+  }
+
+  const s3: S3Config | undefined = e.AWS_S3_BUCKET_NAME
+    ? {
+        bucket: e.AWS_S3_BUCKET_NAME,
+        region: e.AWS_REGION ?? 'us-east-1',
+        prefix: (e.AWS_S3_PREFIX ?? 'customer-documents').replace(/^\/+|\/+$/g, ''),
+        endpoint: e.AWS_S3_ENDPOINT,
+        forcePathStyle: e.AWS_S3_FORCE_PATH_STYLE,
+        credentials:
+          e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY
+            ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY }
+            : undefined,
+      }
+    : undefined;
+
+  return deepFreeze({
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL ?? (e.NODE_ENV === 'test' ? 'silent' : 'info'),
+    database: {
+      url: e.DATABASE_URL,
+      pgliteDataDir: path.resolve(cwd, e.PGLITE_DATA_DIR ?? './data/pglite'),
+    },
+    storage: { driver, uploadDir: path.resolve(cwd, e.UPLOAD_DIR ?? './uploads'), s3 },
+    uploads: {
+      maxBytes: e.MAX_UPLOAD_SIZE,
+      allowedTypes: e.ALLOWED_FILE_TYPES.length > 0 ? e.ALLOWED_FILE_TYPES.map((t) => t.toLowerCase()) : DEFAULT_ALLOWED_TYPES,
+    },
+    auth: { tokens: e.API_TOKENS, jwtSecret: e.JWT_SECRET, open },
+    corsOrigins: e.CORS_ORIGINS,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,30 @@
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  /** Runs one statement with $1..$n parameters and returns its rows. */
+  query<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /** Runs one or more statements without parameters (migration files). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Session extends Queryable {
+  /** Runs fn inside BEGIN/COMMIT; rolls back and rethrows when fn throws. Keep fn to database work. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The one database interface the repositories and the migrator see. Two implementations: Postgres through pg's
+ * pool, and the embedded PGlite. Both throw DatabaseUnavailableError when the database cannot be reached, and the
+ * driver's own error (with its SQLSTATE `code`) for everything else.
+ */
+export interface Db extends Session {
+  readonly kind: 'postgres' | 'pglite';
+  /**
+   * Runs fn on one session while holding a lock named `name` that every other instance of the service using the
+   * same database waits for. Released when fn settles, and by the database when the holder's connection dies.
+   */
+  withLock<T>(name: string, fn: (session: Session) => Promise<T>): Promise<T>;
+  /** Answers whether the database responds within timeoutMs. Never throws. */
+  ping(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}

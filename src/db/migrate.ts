@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Db, Session } from './db';
+
+/** migrations/ at the project's top level; the same relative path from src/db and from dist/db. */
+export const MIGRATIONS_DIR = path.resolve(__dirname, '../../migrations');
+
+// Not "schema_migrations": the CRM that shares this database may keep its own migration history under that name.
+const HISTORY_TABLE = 'document_store_migrations';
+const LOCK_NAME = 'crm-document-store:migrations';
+const NO_TRANSACTION = /^--\s*migrate:no-transaction\s*$/m;
+
+export interface Migration {
+  readonly version: string;
+  readonly name: string;
+  readonly sql: string;
+  readonly checksum: string;
+  readonly transactional: boolean;
+}
+
+export interface MigrateResult {
+  readonly applied: readonly string[];
+  /** Applied migrations whose file has changed since: worth a warning, never re-run. */
+  readonly changed: readonly string[];
+}
+
+/**
+ * Applies the migrations in `dir` that this database has not seen, in order, each once.
+ *
+ * Safe with several instances starting at once: they queue on one lock, and each finds the work of the one before
+ * done. Safe when interrupted: a migration file runs in one transaction together with its history row, unless it
+ * starts with `-- migrate:no-transaction`, for statements Postgres refuses inside a transaction (CREATE INDEX
+ * CONCURRENTLY, a procedure that commits in batches). Such a file runs statement by statement, each ending with a
+ * semicolon at the end of its line, and each must be safe to run again, since an interruption repeats the file.
+ */
+export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<MigrateResult> {
+  const migrations = await loadMigrations(dir);
+  return db.withLock(LOCK_NAME, async (session) => {
+    await session.exec(
+      `CREATE TABLE IF NOT EXISTS ${HISTORY_TABLE} (
+         version TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         checksum TEXT NOT NULL,
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+       )`,
+    );
+    const history = await session.query<{ version: string; checksum: string }>(
+      `SELECT version, checksum FROM ${HISTORY_TABLE}`,
+    );
+    const seen = new Map(history.map((h) => [h.version, h.checksum]));
+    const applied: string[] = [];
+    const changed: string[] = [];
+    for (const m of migrations) {
+      const checksum = seen.get(m.version);
+      if (checksum !== undefined) {
+        if (checksum !== m.checksum) changed.push(m.name);
+        continue;
+      }
+      await apply(session, m);
+      applied.push(m.name);
+    }
+    return { applied, changed };
+  });
+}
+
+async function apply(session: Session, m: Migration): Promise<void> {
+  const record = `INSERT INTO ${HISTORY_TABLE} (version, name, checksum) VALUES ($1, $2, $3)`;
+  const params = [m.version, m.name, m.checksum];
+  if (m.transactional) {
+    await session.transaction(async (tx) => {
+      // Waiting behind a long query for the table lock would queue every CRM request behind this migration;
+      // failing the startup instead lets the platform retry it a moment later.
+      await tx.exec("SET LOCAL lock_timeout = '10s'");
+      await tx.exec(m.sql);
+      await tx.query(record, params);
+    });
+    return;
+  }
+  for (const statement of splitStatements(m.sql)) await session.exec(statement);
+  await session.query(record, params);
+}
+
+export async function loadMigrations(dir: string): Promise<Migration[]> {
+  const names = (await fs.readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const match = /^(\d+)_[\w-]+\.sql$/.exec(name);
+      if (!match) throw new Error(`Migration file ${name} must be named like 005_what_it_does.sql`);
+      const sql = await fs.readFile(path.join(dir, name), 'utf8');
+      return {
+        version: match[1],
+        name,
+        sql,
+        checksum: createHash('sha256').update(sql).digest('hex'),
+        transactional: !NO_TRANSACTION.test(sql),
+      };
+    }),
+  );
+}
+
+/** Statements of a no-transaction file: comment lines dropped, split at semicolons that end a line. */
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split('\n')
+    .filter((line) => !/^\s*--/.test(line))
+    .join('\n')
+    .split(/;\s*$/m)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

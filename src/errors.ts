@@ -1,0 +1,67 @@
+/**
+ * Every error a client can cause, or that the service reports on purpose, is an AppError: a stable string `code`
+ * the frontend can branch on, the HTTP status it maps to, and a message a person can act on. The original error
+ * rides along as `cause` for the logs; it never reaches the client.
+ */
+export class AppError extends Error {
+  readonly code: string;
+  readonly status: number;
+  /** Response headers the error needs, e.g. Content-Range on a 416 or WWW-Authenticate on a 401. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    code: string,
+    status: number,
+    message: string,
+    options: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, 400, message, options);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(code: string, message: string) {
+    super(code, 401, message, { headers: { 'WWW-Authenticate': 'Bearer' } });
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, 404, message, options);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FILE_TOO_LARGE', 413, message, options);
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(code: string, message: string) {
+    super(code, 415, message);
+  }
+}
+
+/** A dependency (database, object store) did not answer; the client may retry later. */
+export class ServiceUnavailableError extends AppError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, 503, message, { ...options, headers: { 'Retry-After': '5' } });
+  }
+}
+
+export class DatabaseUnavailableError extends ServiceUnavailableError {
+  constructor(cause: unknown) {
+    super('DATABASE_UNAVAILABLE', 'The database is not available; try again shortly', { cause });
+  }
+}
