@@ -65,3 +65,9 @@ export class DatabaseUnavailableError extends ServiceUnavailableError {
     super('DATABASE_UNAVAILABLE', 'The database is not available; try again shortly', { cause });
   }
 }
+
+export const customerNotFound = (id: number | string) =>
+  new NotFoundError('CUSTOMER_NOT_FOUND', `Customer ${id} does not exist`);
+
+export const documentNotFound = (id: number | string) =>
+  new NotFoundError('DOCUMENT_NOT_FOUND', `Document ${id} does not exist for this customer`);

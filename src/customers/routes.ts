@@ -1,0 +1,27 @@
+import express, { Router } from 'express';
+import { parseId } from '../http/params';
+import type { CustomersService } from './service';
+
+export function customersRouter(customers: CustomersService): Router {
+  const router = Router();
+
+  router.post('/', express.json({ limit: '16kb' }), async (req, res) => {
+    const customer = await customers.create(req.body);
+    res.status(201).location(`${req.baseUrl}/${customer.id}`).json(customer);
+  });
+
+  router.get('/', async (_req, res) => {
+    res.json({ customers: await customers.list() });
+  });
+
+  router.get('/:customerId', async (req, res) => {
+    res.json(await customers.get(parseId(req.params.customerId, 'customer')));
+  });
+
+  router.delete('/:customerId', async (req, res) => {
+    await customers.remove(parseId(req.params.customerId, 'customer'));
+    res.status(204).end();
+  });
+
+  return router;
+}

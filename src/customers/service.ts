@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import type { Db } from '../db';
+import { BadRequestError, customerNotFound } from '../errors';
+import type { DocumentsService } from '../documents/service';
+import { deleteCustomerDocuments } from '../documents/repository';
+import * as repo from './repository';
+
+export interface Customer {
+  id: number;
+  name: string;
+  email: string | null;
+  createdAt: Date | null;
+}
+
+const toCustomer = (row: repo.CustomerRow): Customer => ({
+  id: row.id,
+  name: row.name,
+  email: row.email,
+  createdAt: row.created_at,
+});
+
+const newCustomer = z.object({
+  name: z.string({ message: 'name is required' }).trim().min(1, 'name must not be empty').max(255, 'name must be at most 255 characters'),
+  email: z
+    .email({ message: 'email must be an e-mail address' })
+    .max(255, 'email must be at most 255 characters')
+    .nullish()
+    .transform((v) => v ?? null),
+});
+
+export class CustomersService {
+  constructor(private readonly deps: { db: Db; documents: DocumentsService }) {}
+
+  async create(input: unknown): Promise<Customer> {
+    const parsed = newCustomer.safeParse(input ?? {});
+    if (!parsed.success) {
+      throw new BadRequestError('VALIDATION_FAILED', parsed.error.issues.map((i) => i.message).join('; '));
+    }
+    return toCustomer(await repo.insertCustomer(this.deps.db, parsed.data.name, parsed.data.email));
+  }
+
+  async list(): Promise<Customer[]> {
+    return (await repo.listCustomers(this.deps.db)).map(toCustomer);
+  }
+
+  async get(id: number): Promise<Customer> {
+    const row = await repo.findCustomer(this.deps.db, id);
+    if (!row) throw customerNotFound(id);
+    return toCustomer(row);
+  }
+
+  /** Deletes the customer and its documents in one transaction, then their stored files. */
+  async remove(id: number): Promise<void> {
+    const documents = await this.deps.db.transaction(async (tx) => {
+      if (!(await repo.lockCustomer(tx, id))) throw customerNotFound(id);
+      const rows = await deleteCustomerDocuments(tx, id);
+      await repo.deleteCustomer(tx, id);
+      return rows;
+    });
+    await this.deps.documents.removeStoredFiles(documents);
+  }
+}

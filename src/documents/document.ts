@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import mime from 'mime-types';
+import type { StorageName } from '../config';
+
+/** A customer_documents row as the repository reads it (see repository.ts for how legacy columns fold in). */
+export interface DocumentRow {
+  id: number;
+  customer_id: number;
+  file_name: string;
+  file_path: string;
+  file_type: string | null;
+  stored_file_name: string | null;
+  storage: StorageName;
+  sha256: string | null;
+  size: number | string | null;
+  category: string | null;
+  description: string | null;
+  uploaded_at: Date | null;
+}
+
+/** A document as the API shows it. */
+export interface Document {
+  id: number;
+  customerId: number;
+  fileName: string;
+  storedFileName: string | null;
+  mimeType: string;
+  size: number | null;
+  sha256: string | null;
+  storage: StorageName;
+  category: string | null;
+  description: string | null;
+  uploadedAt: Date | null;
+}
+
+export function toDocument(row: DocumentRow): Document {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    fileName: row.file_name,
+    storedFileName: row.stored_file_name,
+    mimeType: mimeTypeOf(row),
+    // BIGINT arrives as a string from pg and as a number from PGlite.
+    size: row.size === null ? null : Number(row.size),
+    sha256: row.sha256,
+    storage: row.storage,
+    category: row.category,
+    description: row.description,
+    uploadedAt: row.uploaded_at,
+  };
+}
+
+/** Rows from the old CRM may lack a type; the name's extension is the next best guess. */
+export function mimeTypeOf(row: Pick<DocumentRow, 'file_type' | 'file_name'>): string {
+  return row.file_type || mime.lookup(row.file_name) || 'application/octet-stream';
+}
+
+/**
+ * Where a row's bytes are. S3 rows record their full object key in file_path, so a later change of
+ * AWS_S3_PREFIX never strands them. Local rows are UPLOAD_DIR/<stored_file_name>: for rows from before this
+ * service that is the base name of whatever file_path says, which is where the old server wrote every file.
+ */
+export function storageKeyOf(row: Pick<DocumentRow, 'storage' | 'file_path' | 'stored_file_name'>): string | undefined {
+  if (row.storage === 's3') return row.file_path;
+  return row.stored_file_name ?? undefined;
+}
+
+/**
+ * A strong validator: a document's bytes never change after upload (a new version is a new document), so the
+ * sha256 where known, else a digest of where the bytes are stored, identifies them for good.
+ */
+export function etagOf(row: Pick<DocumentRow, 'sha256' | 'storage' | 'file_path' | 'stored_file_name' | 'id'>): string {
+  if (row.sha256) return `"${row.sha256}"`;
+  const where = `${row.id}:${row.storage}:${storageKeyOf(row) ?? ''}`;
+  return `"legacy-${createHash('sha256').update(where).digest('hex').slice(0, 32)}"`;
+}

@@ -1,0 +1,97 @@
+import type { StorageName } from '../config';
+import type { Queryable } from '../db';
+import type { DocumentRow } from './document';
+
+/**
+ * Every read folds the columns of rows from before this service into the new ones: stored_file_name falls back
+ * to the base name of file_path (for a row inserted before the backfill reached it), and size to the old INTEGER
+ * file_size. The old CRM can keep inserting rows with its own columns alone.
+ */
+const COLUMNS = `id, customer_id, file_name, file_path, file_type,
+  COALESCE(stored_file_name, crm_file_basename(file_path)) AS stored_file_name,
+  storage, sha256, COALESCE(size_bytes, file_size) AS size, category, description, uploaded_at`;
+
+// Matches customer_documents_customer_uploaded_idx, so a customer's listing is one index range scan.
+const NEWEST_FIRST = 'ORDER BY uploaded_at DESC NULLS LAST, id DESC';
+
+export function listDocuments(q: Queryable, customerId: number): Promise<DocumentRow[]> {
+  return q.query<DocumentRow>(`SELECT ${COLUMNS} FROM customer_documents WHERE customer_id = $1 ${NEWEST_FIRST}`, [
+    customerId,
+  ]);
+}
+
+export async function findDocument(q: Queryable, customerId: number, id: number): Promise<DocumentRow | undefined> {
+  const [row] = await q.query<DocumentRow>(
+    `SELECT ${COLUMNS} FROM customer_documents WHERE id = $1 AND customer_id = $2`,
+    [id, customerId],
+  );
+  return row;
+}
+
+export interface NewDocument {
+  customerId: number;
+  fileName: string;
+  /** The storage key: the S3 object key, or the path under UPLOAD_DIR. */
+  filePath: string;
+  mimeType: string;
+  size: number;
+  storedFileName: string;
+  storage: StorageName;
+  sha256: string;
+  category: string | null;
+  description: string | null;
+}
+
+const INT4_MAX = 2_147_483_647;
+
+export async function insertDocument(q: Queryable, doc: NewDocument): Promise<DocumentRow> {
+  const [row] = await q.query<DocumentRow>(
+    `INSERT INTO customer_documents
+       (customer_id, file_name, file_path, file_type, file_size, size_bytes, stored_file_name, storage, sha256,
+        category, description)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     RETURNING ${COLUMNS}`,
+    [
+      doc.customerId,
+      doc.fileName,
+      doc.filePath,
+      doc.mimeType,
+      // The old INTEGER column too, for the CRM screens that still read it, where the size fits.
+      doc.size <= INT4_MAX ? doc.size : null,
+      doc.size,
+      doc.storedFileName,
+      doc.storage,
+      doc.sha256,
+      doc.category,
+      doc.description,
+    ],
+  );
+  return row;
+}
+
+export async function deleteDocument(q: Queryable, customerId: number, id: number): Promise<DocumentRow | undefined> {
+  const [row] = await q.query<DocumentRow>(
+    `DELETE FROM customer_documents WHERE id = $1 AND customer_id = $2 RETURNING ${COLUMNS}`,
+    [id, customerId],
+  );
+  return row;
+}
+
+export function deleteCustomerDocuments(q: Queryable, customerId: number): Promise<DocumentRow[]> {
+  return q.query<DocumentRow>(`DELETE FROM customer_documents WHERE customer_id = $1 RETURNING ${COLUMNS}`, [
+    customerId,
+  ]);
+}
+
+/**
+ * Whether any row still names this stored file. Rows of the old CRM can share one file, which must outlive each
+ * of them; erring towards "referenced" can only keep a file too long, never lose one.
+ */
+export async function isStoredFileReferenced(q: Queryable, storage: StorageName, storedFileName: string): Promise<boolean> {
+  // stored_file_name alone, not the COALESCE of the reads: it is indexed, and every row has it once migrated.
+  const rows = await q.query(
+    'SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND storage = $2 LIMIT 1',
+    [storedFileName, storage],
+  );
+  return rows.length > 0;
+}

@@ -1,0 +1,63 @@
+import { Router } from 'express';
+import type { Config } from '../config';
+import { BadRequestError } from '../errors';
+import { parseId } from '../http/params';
+import { sendFile } from '../http/send-file';
+import { etagOf, mimeTypeOf, toDocument } from './document';
+import { isInlineSafe } from './file-types';
+import type { DocumentsService, StoredUpload } from './service';
+import { uploadMiddleware } from './upload';
+
+/** Mounted at /api/customers/:customerId/documents. */
+export function documentsRouter(documents: DocumentsService, config: Config): Router {
+  const router = Router({ mergeParams: true });
+  const customerOf = (params: Record<string, unknown>) => parseId(params.customerId, 'customer');
+  const documentOf = (params: Record<string, unknown>) => parseId(params.documentId, 'document');
+
+  router.get('/', async (req, res) => {
+    res.json({ documents: await documents.list(customerOf(req.params)) });
+  });
+
+  router.post(
+    '/',
+    // Before a byte of the body is read: an unknown customer is a 404, not a stored file to throw away.
+    async (req, _res, next) => {
+      await documents.requireCustomer(customerOf(req.params));
+      next();
+    },
+    uploadMiddleware(documents, config.uploads.maxBytes),
+    async (req, res) => {
+      const stored = req.file as unknown as StoredUpload | undefined;
+      if (!stored) {
+        throw new BadRequestError('FILE_REQUIRED', 'Send the document as multipart/form-data, in the form field "file"');
+      }
+      const document = await documents.create(customerOf(req.params), stored, req.body ?? {});
+      res.status(201).location(`${req.baseUrl}/${document.id}`).json(document);
+    },
+  );
+
+  router.get('/:documentId', async (req, res) => {
+    res.json(toDocument(await documents.get(customerOf(req.params), documentOf(req.params))));
+  });
+
+  for (const [path, inline] of [['download', false], ['view', true]] as const) {
+    router.get(`/:documentId/${path}`, async (req, res) => {
+      const row = await documents.get(customerOf(req.params), documentOf(req.params));
+      const mimeType = mimeTypeOf(row);
+      const file = {
+        fileName: row.file_name,
+        mimeType,
+        etag: etagOf(row),
+        disposition: inline && isInlineSafe(mimeType) ? ('inline' as const) : ('attachment' as const),
+      };
+      await sendFile(req, res, file, (range) => documents.open(row, range));
+    });
+  }
+
+  router.delete('/:documentId', async (req, res) => {
+    await documents.remove(customerOf(req.params), documentOf(req.params));
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,73 @@
+import type { RequestHandler } from 'express';
+import multer from 'multer';
+import bytes from 'bytes';
+import { AppError, BadRequestError, PayloadTooLargeError } from '../errors';
+import { parseId } from '../http/params';
+import type { DocumentsService, StoredUpload } from './service';
+
+/** Room for the multipart framing and the text fields around the file, when judging Content-Length up front. */
+const MULTIPART_ALLOWANCE = 1024 * 1024;
+
+/**
+ * multer, with a storage engine that streams the file through DocumentsService.store into the storage driver:
+ * nothing is buffered whole, in memory or on disk. The stored upload's fields land on req.file.
+ */
+export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
+  const engine: multer.StorageEngine = {
+    _handleFile(req, file, done) {
+      documents
+        .store(parseId(req.params.customerId, 'customer'), {
+          stream: file.stream,
+          fileName: file.originalname,
+          declaredType: file.mimetype,
+        })
+        .then((stored) => done(null, stored as Partial<Express.Multer.File>), done);
+    },
+    // multer calls this for a file it stored before the request failed (a second file, a bad field after it).
+    _removeFile(_req, file, done) {
+      documents.discard(file as unknown as StoredUpload).then(() => done(null), done);
+    },
+  };
+
+  const parse = multer({
+    storage: engine,
+    // Browsers send file names as raw UTF-8 in the part header; busboy's default reads them as latin1.
+    defParamCharset: 'utf8',
+    limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 16 * 1024, parts: 12, headerPairs: 50 },
+  }).single('file');
+
+  return (req, res, next) => {
+    // A body that announces more than the limit is refused before a byte of it is read.
+    const announced = Number(req.get('content-length'));
+    if (announced > maxBytes + MULTIPART_ALLOWANCE) {
+      return next(new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`));
+    }
+    parse(req, res, (err?: unknown) => next(err ? toUploadError(err, maxBytes) : undefined));
+  };
+}
+
+const MULTER_MESSAGES: Record<string, string> = {
+  LIMIT_UNEXPECTED_FILE: 'Send exactly one file, in the form field "file"',
+  LIMIT_FILE_COUNT: 'Send exactly one file, in the form field "file"',
+  LIMIT_PART_COUNT: 'The form has too many parts',
+  LIMIT_FIELD_COUNT: 'The form has too many fields',
+  LIMIT_FIELD_KEY: 'A form field name is too long',
+  LIMIT_FIELD_VALUE: 'A form field value is too long',
+  MISSING_FIELD_NAME: 'A form part has no field name',
+};
+
+function toUploadError(err: unknown, maxBytes: number): unknown {
+  if (err instanceof AppError) return err;
+  if (err instanceof multer.MulterError) {
+    if (err.code === 'LIMIT_FILE_SIZE') {
+      return new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`, { cause: err });
+    }
+    return new BadRequestError('INVALID_UPLOAD', MULTER_MESSAGES[err.code] ?? err.message, { cause: err });
+  }
+  // Anything else busboy raises is a body it could not parse ("Unexpected end of form", "Malformed part
+  // header", a missing boundary). Programming errors keep their type and stay 500s.
+  if (err instanceof Error && err.constructor === Error) {
+    return new BadRequestError('INVALID_MULTIPART', `The multipart body could not be read: ${err.message}`, { cause: err });
+  }
+  return err;
+}
