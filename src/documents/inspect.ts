@@ -11,7 +11,8 @@ import { contentMatchesType, SNIFF_BYTES } from './file-types';
  * A failure here errors the stream, which makes the driver discard everything it received.
  */
 export class UploadInspector extends Transform {
-  size = 0;
+  /** Not `size`: lib-storage reads a body's `size` as its total length, as it would a Blob's. */
+  byteCount = 0;
   private readonly hash = createHash('sha256');
   private head: Buffer[] | undefined = [];
   private headBytes = 0;
@@ -29,8 +30,8 @@ export class UploadInspector extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.size += chunk.length;
-    if (this.size > this.maxBytes) {
+    this.byteCount += chunk.length;
+    if (this.byteCount > this.maxBytes) {
       return done(new PayloadTooLargeError(`The file is larger than the ${bytes.format(this.maxBytes)} allowed`));
     }
     this.hash.update(chunk);
@@ -42,7 +43,7 @@ export class UploadInspector extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.size === 0) return done(new BadRequestError('EMPTY_FILE', 'The file is empty'));
+    if (this.byteCount === 0) return done(new BadRequestError('EMPTY_FILE', 'The file is empty'));
     if (!this.head) return done();
     this.releaseHead(done);
   }

@@ -75,7 +75,7 @@ export class DocumentsService {
     // and the driver sees the failure through the inspector and discards what it stored.
     pipeline(upload.stream, inspector, () => undefined);
     await driver.put(key, inspector, { contentType: mimeType });
-    return { key, storage: driver.name, storedFileName, fileName, mimeType, size: inspector.size, sha256: inspector.digest() };
+    return { key, storage: driver.name, storedFileName, fileName, mimeType, size: inspector.byteCount, sha256: inspector.digest() };
   }
 
   /** Records a stored upload as a document. When that fails the stored file is removed, so none is orphaned. */

@@ -13,15 +13,16 @@ const MULTIPART_ALLOWANCE = 1024 * 1024;
  * nothing is buffered whole, in memory or on disk. The stored upload's fields land on req.file.
  */
 export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
+  const storing = new WeakMap<object, Promise<unknown>>();
   const engine: multer.StorageEngine = {
     _handleFile(req, file, done) {
-      documents
-        .store(parseId(req.params.customerId, 'customer'), {
-          stream: file.stream,
-          fileName: file.originalname,
-          declaredType: file.mimetype,
-        })
-        .then((stored) => done(null, stored as Partial<Express.Multer.File>), done);
+      const stored = documents.store(parseId(req.params.customerId, 'customer'), {
+        stream: file.stream,
+        fileName: file.originalname,
+        declaredType: file.mimetype,
+      });
+      storing.set(req, stored.catch(() => undefined));
+      stored.then((s) => done(null, s as Partial<Express.Multer.File>), done);
     },
     // multer calls this for a file it stored before the request failed (a second file, a bad field after it).
     _removeFile(_req, file, done) {
@@ -42,7 +43,12 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     if (announced > maxBytes + MULTIPART_ALLOWANCE) {
       return next(new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`));
     }
-    parse(req, res, (err?: unknown) => next(err ? toUploadError(err, maxBytes) : undefined));
+    parse(req, res, async (err?: unknown) => {
+      // When the file stream fails (a body cut short), multer reports at once, not waiting for the engine; the
+      // driver may still be discarding what it received. Answer only once it has, so an error means nothing kept.
+      await storing.get(req);
+      next(err ? toUploadError(err, maxBytes) : undefined);
+    });
   };
 }
 

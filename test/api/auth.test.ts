@@ -1,0 +1,99 @@
+import jwt from 'jsonwebtoken';
+import { startTestApp, type TestApp } from '../helpers/app';
+
+const TOKEN = 'crm-frontend-token-0123456789';
+const SECRET = 'a-jwt-secret-of-at-least-32-characters!';
+
+describe('authentication', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { API_TOKENS: `other-token-abcdefghijkl,${TOKEN}`, JWT_SECRET: SECRET } });
+  });
+  afterAll(() => t?.close());
+
+  const get = (auth?: string) => {
+    const req = t.request().get('/api/customers');
+    return auth === undefined ? req : req.set('Authorization', auth);
+  };
+  const now = () => Math.floor(Date.now() / 1000);
+
+  test('401 AUTH_REQUIRED without a bearer token, with WWW-Authenticate', async () => {
+    for (const res of [await get(), await get(`Basic ${Buffer.from('a:b').toString('base64')}`), await get('Bearer')]) {
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('AUTH_REQUIRED');
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  test('an API token is accepted; an unknown one is 401 INVALID_TOKEN', async () => {
+    expect((await get(`Bearer ${TOKEN}`)).status).toBe(200);
+    expect((await get(`bearer ${TOKEN}`)).status).toBe(200);
+    const res = await get(`Bearer ${TOKEN}x`);
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe('INVALID_TOKEN');
+  });
+
+  test('a JWT signed HS256 with JWT_SECRET is accepted', async () => {
+    const token = jwt.sign({ sub: 'user-1' }, SECRET, { algorithm: 'HS256', expiresIn: 60 });
+    expect((await get(`Bearer ${token}`)).status).toBe(200);
+  });
+
+  test('an expired JWT, one not valid yet, one with another secret or algorithm: 401', async () => {
+    const expired = jwt.sign({ sub: 'u', exp: now() - 10 }, SECRET, { algorithm: 'HS256' });
+    const early = jwt.sign({ sub: 'u', nbf: now() + 60 }, SECRET, { algorithm: 'HS256' });
+    const forged = jwt.sign({ sub: 'u' }, 'another-secret-that-is-long-enough-too', { algorithm: 'HS256' });
+    const hs512 = jwt.sign({ sub: 'u' }, SECRET, { algorithm: 'HS512' });
+    const unsigned = jwt.sign({ sub: 'u' }, '', { algorithm: 'none' });
+    expect((await get(`Bearer ${expired}`)).body.error.code).toBe('TOKEN_EXPIRED');
+    expect((await get(`Bearer ${early}`)).body.error.code).toBe('TOKEN_NOT_YET_VALID');
+    for (const token of [forged, hs512, unsigned]) {
+      const res = await get(`Bearer ${token}`);
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('INVALID_TOKEN');
+    }
+  });
+
+  test('every route under /api is protected, /health is not', async () => {
+    for (const res of [
+      await t.request().post('/api/customers').send({ name: 'x' }),
+      await t.request().get('/api/customers/1/documents/1/download'),
+      await t.request().delete('/api/customers/1'),
+    ]) {
+      expect(res.status).toBe(401);
+    }
+    expect((await t.request().get('/health')).status).toBe(200);
+  });
+});
+
+describe('CORS', () => {
+  test('only the configured origins get CORS headers, and preflights pass without a token', async () => {
+    const t = await startTestApp({ env: { CORS_ORIGINS: 'https://crm.example.com', API_TOKENS: TOKEN } });
+    try {
+      const pre = await t
+        .request()
+        .options('/api/customers/1/documents')
+        .set('Origin', 'https://crm.example.com')
+        .set('Access-Control-Request-Method', 'POST')
+        .set('Access-Control-Request-Headers', 'authorization');
+      expect(pre.status).toBe(204);
+      expect(pre.headers['access-control-allow-origin']).toBe('https://crm.example.com');
+      const res = await t.request().get('/api/customers').set('Origin', 'https://crm.example.com').set('Authorization', `Bearer ${TOKEN}`);
+      expect(res.headers['access-control-allow-origin']).toBe('https://crm.example.com');
+      expect(res.headers['access-control-expose-headers']).toMatch(/Content-Disposition/);
+      const other = await t.request().get('/api/customers').set('Origin', 'https://evil.example').set('Authorization', `Bearer ${TOKEN}`);
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('without CORS_ORIGINS no CORS headers are sent', async () => {
+    const t = await startTestApp();
+    try {
+      const res = await t.request().get('/api/customers').set('Origin', 'https://crm.example.com');
+      expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,87 @@
+import { files } from '../helpers/files';
+import { startTestApp, type TestApp } from '../helpers/app';
+
+describe.each(['local', 's3'] as const)('customers API on %s storage', (storage) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ storage });
+  });
+  afterAll(() => t?.close());
+
+  test('create: 201 with the customer and a Location; get and list show it', async () => {
+    const res = await t.request().post('/api/customers').send({ name: '  Müller & Söhne KG ', email: 'info@mueller.test' });
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({ id: expect.any(Number), name: 'Müller & Söhne KG', email: 'info@mueller.test', createdAt: expect.any(String) });
+    expect(res.headers.location).toBe(`/api/customers/${res.body.id}`);
+    expect((await t.request().get(res.headers.location)).body).toEqual(res.body);
+    const list = await t.request().get('/api/customers');
+    expect(list.status).toBe(200);
+    expect(list.body.customers).toContainEqual(res.body);
+  });
+
+  test('email is optional', async () => {
+    const res = await t.request().post('/api/customers').send({ name: 'No Mail Ltd' });
+    expect(res.status).toBe(201);
+    expect(res.body.email).toBeNull();
+  });
+
+  test.each([
+    [{}, /name is required/],
+    [{ name: '   ' }, /name must not be empty/],
+    [{ name: 'x'.repeat(256) }, /at most 255/],
+    [{ name: 'Ok', email: 'not-an-address' }, /email must be an e-mail address/],
+    [{ name: 42 }, /name is required/],
+  ])('400 VALIDATION_FAILED for %j', async (body, message) => {
+    const res = await t.request().post('/api/customers').send(body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_FAILED');
+    expect(res.body.error.message).toMatch(message);
+  });
+
+  test('400 INVALID_JSON for a malformed body, 413 for a huge one', async () => {
+    const bad = await t.request().post('/api/customers').set('Content-Type', 'application/json').send('{"name": ');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('INVALID_JSON');
+    expect(JSON.stringify(bad.body)).not.toMatch(/at .*\.js|stack/i);
+    const huge = await t.request().post('/api/customers').send({ name: 'x', notes: 'y'.repeat(100_000) });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe('BODY_TOO_LARGE');
+  });
+
+  test('404 CUSTOMER_NOT_FOUND for a customer that does not exist', async () => {
+    for (const res of [
+      await t.request().get('/api/customers/424242'),
+      await t.request().delete('/api/customers/424242'),
+      await t.request().get('/api/customers/424242/documents'),
+    ]) {
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
+    }
+  });
+
+  test('delete: 204; the customer, its documents and their stored files are gone, other customers untouched', async () => {
+    const keep = (await t.request().post('/api/customers').send({ name: 'Stays' })).body.id;
+    const kept = await t.request().post(`/api/customers/${keep}/documents`).attach('file', files.pdf(), 'kept.pdf');
+    const before = await t.storedFiles();
+
+    const gone = (await t.request().post('/api/customers').send({ name: 'Leaves' })).body.id;
+    const docs = [];
+    for (let i = 0; i < 3; i++) {
+      docs.push((await t.request().post(`/api/customers/${gone}/documents`).attach('file', files.pdf(), `doc${i}.pdf`)).headers.location);
+    }
+    expect((await t.storedFiles()).length).toBe(before.length + 3);
+
+    expect((await t.request().delete(`/api/customers/${gone}`)).status).toBe(204);
+    expect(await t.storedFiles()).toEqual(before);
+    expect((await t.request().get(`/api/customers/${gone}`)).status).toBe(404);
+    for (const doc of docs) expect((await t.request().get(doc)).status).toBe(404);
+    expect((await t.request().get(`${kept.headers.location}/download`)).status).toBe(200);
+    expect((await t.request().delete(`/api/customers/${gone}`)).status).toBe(404);
+  });
+
+  test('an unknown route is a JSON 404', async () => {
+    const res = await t.request().get('/api/nothing-here');
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('ROUTE_NOT_FOUND');
+  });
+});

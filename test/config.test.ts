@@ -1,0 +1,119 @@
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../src/config';
+import { DEFAULT_ALLOWED_TYPES } from '../src/documents/file-types';
+
+const load = (env: Record<string, string>) => loadConfig(env, '/srv/app');
+const failure = (env: Record<string, string>) => {
+  try {
+    load(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the configuration to be refused');
+};
+
+describe('configuration', () => {
+  test('defaults: embedded database, local disk, 25 MB, open API in development', () => {
+    const c = load({});
+    expect(c.port).toBe(3000);
+    expect(c.database).toEqual({ url: undefined, pgliteDataDir: path.resolve('/srv/app/data/pglite') });
+    expect(c.storage).toEqual({ driver: 'local', uploadDir: path.resolve('/srv/app/uploads'), s3: undefined });
+    expect(c.uploads).toEqual({ maxBytes: 25 * 1024 * 1024, allowedTypes: DEFAULT_ALLOWED_TYPES });
+    expect(c.auth).toEqual({ tokens: [], jwtSecret: undefined, open: true });
+    expect(c.corsOrigins).toEqual([]);
+    expect(Object.isFrozen(c) && Object.isFrozen(c.storage)).toBe(true);
+  });
+
+  test('a bucket alone switches storage to S3, with its defaults', () => {
+    const c = load({ AWS_S3_BUCKET_NAME: 'crm-docs' });
+    expect(c.storage.driver).toBe('s3');
+    expect(c.storage.s3).toEqual({
+      bucket: 'crm-docs',
+      region: 'us-east-1',
+      prefix: 'customer-documents',
+      endpoint: undefined,
+      forcePathStyle: false,
+      credentials: undefined,
+    });
+    expect(load({ AWS_S3_BUCKET_NAME: 'crm-docs', STORAGE_DRIVER: 'local' }).storage.driver).toBe('local');
+  });
+
+  test('an S3-compatible endpoint with path style, keys, and a prefix without slashes', () => {
+    const c = load({
+      AWS_S3_BUCKET_NAME: 'crm-docs',
+      AWS_S3_ENDPOINT: 'https://acc.r2.cloudflarestorage.com',
+      AWS_S3_FORCE_PATH_STYLE: 'true',
+      AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      AWS_S3_PREFIX: '/prod/docs/',
+      AWS_REGION: 'auto',
+    });
+    expect(c.storage.s3).toMatchObject({
+      endpoint: 'https://acc.r2.cloudflarestorage.com',
+      forcePathStyle: true,
+      prefix: 'prod/docs',
+      region: 'auto',
+      credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'secret' },
+    });
+  });
+
+  test('empty values count as unset, as in a copied .env.example', () => {
+    const c = load({ PORT: '', AWS_S3_BUCKET_NAME: '', STORAGE_DRIVER: '', MAX_UPLOAD_SIZE: ' ', API_TOKENS: '' });
+    expect(c.port).toBe(3000);
+    expect(c.storage.driver).toBe('local');
+    expect(c.uploads.maxBytes).toBe(25 * 1024 * 1024);
+  });
+
+  test('sizes: 1gb, 500kb, or bytes', () => {
+    expect(load({ MAX_UPLOAD_SIZE: '1gb' }).uploads.maxBytes).toBe(1024 ** 3);
+    expect(load({ MAX_UPLOAD_SIZE: '500KB' }).uploads.maxBytes).toBe(500 * 1024);
+    expect(load({ MAX_UPLOAD_SIZE: '1048576' }).uploads.maxBytes).toBe(1048576);
+  });
+
+  test('lists: allowed types, tokens and origins', () => {
+    const c = load({
+      ALLOWED_FILE_TYPES: 'application/pdf, Image/PNG',
+      API_TOKENS: 'token-number-one-123456, token-number-two-123456',
+      CORS_ORIGINS: 'https://crm.example.com,http://localhost:5173',
+    });
+    expect(c.uploads.allowedTypes).toEqual(['application/pdf', 'image/png']);
+    expect(c.auth).toMatchObject({ tokens: ['token-number-one-123456', 'token-number-two-123456'], open: false });
+    expect(c.corsOrigins).toEqual(['https://crm.example.com', 'http://localhost:5173']);
+  });
+
+  test.each([
+    [{ PORT: 'eighty' }, 'PORT accepts a port number'],
+    [{ PORT: '70000' }, 'PORT accepts a port number'],
+    [{ STORAGE_DRIVER: 'gcs' }, 'STORAGE_DRIVER accepts s3 or local'],
+    [{ STORAGE_DRIVER: 's3' }, 'AWS_S3_BUCKET_NAME: required when STORAGE_DRIVER is s3'],
+    [{ AWS_S3_BUCKET_NAME: 'Bad_Bucket' }, 'AWS_S3_BUCKET_NAME accepts an S3 bucket name'],
+    [{ AWS_S3_ENDPOINT: 'minio:9000' }, 'AWS_S3_ENDPOINT accepts an http:// or https:// URL'],
+    [{ AWS_S3_FORCE_PATH_STYLE: 'yes' }, 'AWS_S3_FORCE_PATH_STYLE accepts true or false'],
+    [{ AWS_ACCESS_KEY_ID: 'AKIA' }, 'AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: set both'],
+    [{ MAX_UPLOAD_SIZE: 'huge' }, 'MAX_UPLOAD_SIZE accepts a size such as 25mb'],
+    [{ MAX_UPLOAD_SIZE: '0' }, 'MAX_UPLOAD_SIZE accepts'],
+    [{ ALLOWED_FILE_TYPES: 'pdf,png' }, 'ALLOWED_FILE_TYPES accepts comma-separated MIME types'],
+    [{ API_TOKENS: 'short' }, 'API_TOKENS accepts comma-separated tokens of at least 16 characters'],
+    [{ JWT_SECRET: 'too-short' }, 'JWT_SECRET accepts a secret of at least 32 characters'],
+    [{ CORS_ORIGINS: 'crm.example.com' }, 'CORS_ORIGINS accepts comma-separated origins'],
+    [{ CORS_ORIGINS: 'https://crm.example.com/app' }, 'CORS_ORIGINS accepts'],
+    [{ DATABASE_URL: 'mysql://localhost/crm' }, 'DATABASE_URL accepts a postgres://'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL accepts one of'],
+  ])('%j is refused, naming the variable and what it accepts', (env, message) => {
+    expect(failure(env)).toContain(message);
+  });
+
+  test('every invalid variable is named at once', () => {
+    const message = failure({ PORT: 'x', MAX_UPLOAD_SIZE: 'y' });
+    expect(message).toContain('PORT');
+    expect(message).toContain('MAX_UPLOAD_SIZE');
+  });
+
+  test('production without authentication is refused unless AUTH_DISABLED=true says it is meant', () => {
+    expect(failure({ NODE_ENV: 'production' })).toContain('AUTH_DISABLED=true');
+    expect(load({ NODE_ENV: 'production', AUTH_DISABLED: 'true' }).auth.open).toBe(true);
+    expect(load({ NODE_ENV: 'production', API_TOKENS: 'a-long-enough-token-1234' }).auth.open).toBe(false);
+    expect(load({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) }).auth.open).toBe(false);
+  });
+});

@@ -1,0 +1,76 @@
+import { contentMatchesType, isInlineSafe, resolveMimeType } from '../../src/documents/file-types';
+import { cleanFileName, storedExtension } from '../../src/documents/file-name';
+import { files } from '../helpers/files';
+
+describe('resolveMimeType', () => {
+  test.each([
+    ['application/pdf', 'a.pdf', 'application/pdf'],
+    ['Application/PDF; charset=binary', 'a.pdf', 'application/pdf'],
+    ['application/octet-stream', 'mail.msg', 'application/vnd.ms-outlook'],
+    ['', 'message.eml', 'message/rfc822'],
+    [undefined, 'photo.HEIC', 'image/heic'],
+    ['application/octet-stream', 'mystery', 'application/octet-stream'],
+    ['image/jpg', 'a.jpg', 'image/jpeg'],
+    ['application/x-zip-compressed', 'a.zip', 'application/zip'],
+    ['application/vnd.ms-excel', 'export.csv', 'text/csv'],
+    ['application/vnd.ms-excel', 'budget.xls', 'application/vnd.ms-excel'],
+    ['text/html', 'invoice.pdf', 'text/html'],
+  ])('%j for %s is %s', (declared, name, expected) => {
+    expect(resolveMimeType(declared, name)).toBe(expected);
+  });
+});
+
+describe('contentMatchesType', () => {
+  const ole2 = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0]);
+  test.each([
+    ['application/pdf', files.pdf(), true],
+    ['application/pdf', Buffer.concat([Buffer.alloc(100, 0x20), Buffer.from('%PDF-1.3')]), true],
+    ['application/pdf', files.exe(), false],
+    ['image/png', files.png(), true],
+    ['image/png', files.pdf(), false],
+    ['application/vnd.openxmlformats-officedocument.wordprocessingml.document', files.docx(), true],
+    ['application/msword', ole2, true],
+    ['application/msword', files.docx(), false],
+    ['image/heic', Buffer.from('\0\0\0\x18ftypheic\0\0\0\0', 'latin1'), true],
+    ['image/webp', Buffer.from('RIFF\x10\0\0\0WEBPVP8 ', 'latin1'), true],
+    ['image/tiff', Buffer.from('II*\0\x08\0\0\0', 'latin1'), true],
+    ['application/rtf', Buffer.from('{\\rtf1\\ansi hi}'), true],
+    ['text/plain', Buffer.from('plain words'), true],
+    ['text/csv', files.exe(), false],
+    ['text/plain', Buffer.from([0xff, 0xfe, 0x41, 0x00]), true],
+    ['video/mp4', files.exe(), true],
+  ])('%s with %j bytes: %s', (type, head, expected) => {
+    expect(contentMatchesType(type, head)).toBe(expected);
+  });
+
+  test('inline only for types a browser shows without running anything', () => {
+    expect(['application/pdf', 'image/png', 'text/plain'].every(isInlineSafe)).toBe(true);
+    expect(['text/html', 'image/svg+xml', 'text/csv', 'application/zip'].some(isInlineSafe)).toBe(false);
+  });
+});
+
+describe('file names', () => {
+  test.each([
+    ['report.pdf', 'report.pdf'],
+    ['C:\\Users\\ann\\scan.png', 'scan.png'],
+    ['../../etc/passwd', 'passwd'],
+    ['bad\r\nname\u0000.txt', 'badname.txt'],
+    ['   ', 'file'],
+    [undefined, 'file'],
+  ])('%j is kept as %j', (raw, clean) => {
+    expect(cleanFileName(raw)).toBe(clean);
+  });
+
+  test('long names are cut to 255 characters without splitting a character', () => {
+    const name = cleanFileName(`${'😀'.repeat(300)}.pdf`);
+    expect(Array.from(name)).toHaveLength(255);
+    expect(name.endsWith('😀')).toBe(true);
+  });
+
+  test('stored names keep a plain extension only', () => {
+    expect(storedExtension('Scan.PDF')).toBe('.pdf');
+    expect(storedExtension('archive.tar.gz')).toBe('.gz');
+    expect(storedExtension('no-extension')).toBe('');
+    expect(storedExtension('weird.<script>')).toBe('');
+  });
+});

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Db } from '../../src/db';
+import { createPgDb } from '../../src/db/pg';
+import { createPgliteDb } from '../../src/db/pglite';
+
+export interface TestDb {
+  readonly db: Db;
+  readonly kind: 'postgres' | 'pglite';
+  /** Another handle on the same database, as a second instance of the service would open it. */
+  openAgain(): Promise<Db>;
+  close(): Promise<void>;
+}
+
+/**
+ * A database of this test file's own: in-memory PGlite by default; with DATABASE_URL set, a new database on that
+ * Postgres server, dropped again at the end, so parallel test files and runs never see each other's rows.
+ */
+export async function createTestDb(): Promise<TestDb> {
+  const adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    const db = await createPgliteDb();
+    return { db, kind: 'pglite', openAgain: async () => db, close: () => db.close() };
+  }
+  const name = `crm_docs_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const handles: Db[] = [];
+  const open = async () => {
+    const db = createPgDb(url.toString());
+    handles.push(db);
+    return db;
+  };
+  const db = await open();
+  return {
+    db,
+    kind: 'postgres',
+    openAgain: open,
+    async close() {
+      await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}

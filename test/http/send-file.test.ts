@@ -1,0 +1,39 @@
+import { contentDisposition } from '../../src/http/content-disposition';
+import { parseRange } from '../../src/http/send-file';
+
+describe('parseRange', () => {
+  test.each([
+    ['bytes=0-99', { start: 0, end: 99 }],
+    ['bytes=100-', { start: 100 }],
+    ['bytes=-500', { suffix: 500 }],
+    ['bytes=-0', { suffix: 0 }],
+    [' bytes=5-5 ', { start: 5, end: 5 }],
+    [undefined, undefined],
+    ['bytes=5-1', undefined],
+    ['bytes=-', undefined],
+    ['bytes=0-1,4-5', undefined],
+    ['pages=1-2', undefined],
+    ['bytes=a-b', undefined],
+    ['bytes=99999999999999999999-', undefined],
+  ])('%j is %j', (header, range) => {
+    expect(parseRange(header)).toEqual(range);
+  });
+});
+
+describe('contentDisposition', () => {
+  test('an ASCII name appears in both forms', () => {
+    expect(contentDisposition('attachment', 'report.pdf')).toBe(`attachment; filename="report.pdf"; filename*=UTF-8''report.pdf`);
+  });
+
+  test('quotes, backslashes and non-Latin names are safe in the fallback and exact in filename*', () => {
+    expect(contentDisposition('inline', 'a "quoted" \\ name.txt')).toBe(
+      `inline; filename="a _quoted_ _ name.txt"; filename*=UTF-8''a%20%22quoted%22%20%5C%20name.txt`,
+    );
+    expect(contentDisposition('attachment', '契約書.pdf')).toBe(
+      `attachment; filename="___.pdf"; filename*=UTF-8''%E5%A5%91%E7%B4%84%E6%9B%B8.pdf`,
+    );
+    expect(contentDisposition('attachment', "it's (50%).pdf")).toBe(
+      `attachment; filename="it's (50_).pdf"; filename*=UTF-8''it%27s%20%2850%25%29.pdf`,
+    );
+  });
+});
