@@ -80,6 +80,18 @@ async function main(): Promise<void> {
   if (config.auth.open) {
     logger.warn('API_TOKENS and JWT_SECRET are both unset: every /api route is open to anyone who can reach it');
   }
+  if (config.nodeEnv === 'production' && !config.database.url) {
+    logger.warn(
+      { pgliteDataDir: config.database.pgliteDataDir },
+      'DATABASE_URL is unset: metadata is in the embedded database, lost with the disk on a redeploy unless PGLITE_DATA_DIR is on a persistent volume',
+    );
+  }
+  if (config.nodeEnv === 'production' && config.storage.driver === 'local') {
+    logger.warn(
+      { uploadDir: config.storage.uploadDir },
+      'documents are stored on local disk, lost with it on a redeploy unless UPLOAD_DIR is a persistent volume; set AWS_S3_BUCKET_NAME to use S3',
+    );
+  }
   const service = await startService(config, logger);
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
