@@ -1,0 +1,66 @@
+import { PassThrough } from 'node:stream';
+import supertest from 'supertest';
+import { createApp } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import { migrate } from '../../src/db/migrate';
+import { createLogger } from '../../src/logger';
+import { startService } from '../../src/server';
+import { createStorage } from '../../src/storage';
+import { createTestDb } from '../helpers/db';
+import { startS3 } from '../helpers/s3';
+
+const TOKEN = 'secret-bearer-token-0123456789';
+
+test('request logs carry a request id, and never a bearer token or an S3 secret', async () => {
+  const lines: string[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  const logger = createLogger('debug', sink);
+  const database = await createTestDb();
+  const s3 = await startS3();
+  try {
+    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', API_TOKENS: TOKEN, ...s3.env, AWS_SECRET_ACCESS_KEY: 'S3RVER' });
+    const service = await startService(config, logger, { db: database.db, s3Client: s3.client });
+    try {
+      const http = supertest(`http://127.0.0.1:${service.port}`);
+      const ok = await http.get('/api/customers').set('Authorization', `Bearer ${TOKEN}`);
+      expect(ok.status).toBe(200);
+      const denied = await http.get('/api/customers').set('Authorization', `Bearer ${TOKEN}-wrong`);
+      expect(denied.status).toBe(401);
+      await new Promise((r) => setTimeout(r, 50));
+
+      const requests = lines.map((l) => JSON.parse(l)).filter((l) => l.req);
+      expect(requests).toHaveLength(2);
+      expect(requests[0].req.id).toBe(ok.headers['x-request-id']);
+      expect(requests[0].req.headers.authorization).toBe('[redacted]');
+      const all = lines.join('\n');
+      expect(all).not.toContain(TOKEN);
+      expect(all).not.toContain('S3RVER');
+    } finally {
+      await service.close();
+    }
+  } finally {
+    await s3.stop();
+    await database.close();
+  }
+});
+
+test('a server fault is logged with its cause, and the client gets a message without a stack', async () => {
+  const lines: string[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+  const database = await createTestDb();
+  try {
+    await migrate(database.db);
+    const config = loadConfig({ NODE_ENV: 'test' });
+    const app = createApp({ config, db: database.db, storage: createStorage(config), logger: createLogger('error', sink) });
+    // A fault of ours: the table is gone from under the service.
+    await database.db.exec('ALTER TABLE customers RENAME TO customers_gone');
+    const res = await supertest(app).get('/api/customers');
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'INTERNAL_ERROR', message: 'Something went wrong on our side; it has been logged' } });
+    expect(lines.join('')).toMatch(/customers.*does not exist/);
+  } finally {
+    await database.close();
+  }
+});
