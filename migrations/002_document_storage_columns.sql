@@ -18,35 +18,45 @@ ALTER TABLE customer_documents
 CREATE OR REPLACE FUNCTION crm_file_basename(file_path TEXT) RETURNS TEXT
 LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT NULLIF(regexp_replace(file_path, '^.*/', ''), '') $$;
 
--- An older version of the CRM may still insert rows with its own columns alone; they get their stored name here.
+-- An older version of the CRM may still write rows with its own columns alone: an insert gets its stored name
+-- here, and so does an update that moves file_path without naming a stored file (this service always names one).
 CREATE OR REPLACE FUNCTION crm_documents_fill_stored_file_name() RETURNS TRIGGER
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.stored_file_name IS NULL THEN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.stored_file_name IS NULL THEN
+      NEW.stored_file_name := crm_file_basename(NEW.file_path);
+    END IF;
+  ELSIF NEW.file_path IS DISTINCT FROM OLD.file_path
+        AND NEW.stored_file_name IS NOT DISTINCT FROM OLD.stored_file_name
+        AND NEW.storage = 'local' THEN
     NEW.stored_file_name := crm_file_basename(NEW.file_path);
   END IF;
   RETURN NEW;
 END $$;
 
 CREATE TRIGGER customer_documents_fill_stored_file_name
-  BEFORE INSERT ON customer_documents
+  BEFORE INSERT OR UPDATE OF file_path ON customer_documents
   FOR EACH ROW EXECUTE FUNCTION crm_documents_fill_stored_file_name();
 
--- Backfills stored_file_name one range of ids at a time and commits after each, so no statement holds row locks
--- on more than batch_size rows. Walking the primary key keeps every batch an index range scan; rows already
--- filled are skipped, so a run that was interrupted is finished by the next one.
+-- Backfills stored_file_name batch_size rows at a time, committing after each batch, so no statement holds row
+-- locks on more rows than that. Each batch is the next batch_size ids after the last one (a range scan of the
+-- primary key, however sparse the ids are); rows already filled are skipped, so a run that was interrupted is
+-- finished by the next one. BIGINT, so ids near the INTEGER limit cannot overflow the arithmetic.
 CREATE OR REPLACE PROCEDURE crm_backfill_stored_file_name(batch_size INTEGER)
 LANGUAGE plpgsql AS $$
 DECLARE
-  next_id INTEGER;
-  last_id INTEGER;
+  last_id BIGINT := 0;
+  batch_end BIGINT;
 BEGIN
-  SELECT min(id), max(id) INTO next_id, last_id FROM customer_documents WHERE stored_file_name IS NULL;
-  WHILE next_id <= last_id LOOP
+  LOOP
+    SELECT max(id) INTO batch_end
+      FROM (SELECT id FROM customer_documents WHERE id > last_id ORDER BY id LIMIT batch_size) AS batch;
+    EXIT WHEN batch_end IS NULL;
     UPDATE customer_documents
        SET stored_file_name = crm_file_basename(file_path)
-     WHERE id >= next_id AND id < next_id + batch_size AND stored_file_name IS NULL;
-    next_id := next_id + batch_size;
+     WHERE id > last_id AND id <= batch_end AND stored_file_name IS NULL;
+    last_id := batch_end;
     COMMIT;
   END LOOP;
 END $$;

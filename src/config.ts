@@ -2,6 +2,7 @@ import path from 'node:path';
 import bytes from 'bytes';
 import { z } from 'zod';
 import { DEFAULT_ALLOWED_TYPES } from './documents/file-types';
+import { isValidKey } from './storage/driver';
 
 export type StorageName = 'local' | 's3';
 
@@ -88,7 +89,15 @@ const schema = z.object({
   AWS_S3_BUCKET_NAME: optional(
     z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'AWS_S3_BUCKET_NAME accepts an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
   ),
-  AWS_S3_PREFIX: optional(z.string()),
+  AWS_S3_PREFIX: optional(
+    z
+      .string()
+      .transform((v) => v.replace(/^\/+|\/+$/g, ''))
+      .refine(
+        (v) => v === '' || isValidKey(v),
+        'AWS_S3_PREFIX accepts folder names separated by single slashes, none starting with a dot, e.g. customer-documents',
+      ),
+  ),
   AWS_S3_ENDPOINT: optional(
     z.string().refine((v) => /^https?:\/\/[^/\s]+/.test(v), 'AWS_S3_ENDPOINT accepts an http:// or https:// URL'),
   ),
@@ -159,7 +168,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     ? {
         bucket: e.AWS_S3_BUCKET_NAME,
         region: e.AWS_REGION ?? 'us-east-1',
-        prefix: (e.AWS_S3_PREFIX ?? 'customer-documents').replace(/^\/+|\/+$/g, ''),
+        prefix: e.AWS_S3_PREFIX ?? 'customer-documents',
         endpoint: e.AWS_S3_ENDPOINT,
         forcePathStyle: e.AWS_S3_FORCE_PATH_STYLE,
         credentials:

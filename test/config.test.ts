@@ -100,6 +100,8 @@ describe('configuration', () => {
     [{ CORS_ORIGINS: 'https://crm.example.com/app' }, 'CORS_ORIGINS accepts'],
     [{ DATABASE_URL: 'mysql://localhost/crm' }, 'DATABASE_URL accepts a postgres://'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL accepts one of'],
+    [{ AWS_S3_BUCKET_NAME: 'b-1', AWS_S3_PREFIX: '.archive' }, 'AWS_S3_PREFIX accepts folder names'],
+    [{ AWS_S3_BUCKET_NAME: 'b-1', AWS_S3_PREFIX: 'a//b' }, 'AWS_S3_PREFIX accepts folder names'],
   ])('%j is refused, naming the variable and what it accepts', (env, message) => {
     expect(failure(env)).toContain(message);
   });

@@ -20,7 +20,12 @@ const toCustomer = (row: repo.CustomerRow): Customer => ({
 });
 
 const newCustomer = z.object({
-  name: z.string({ message: 'name is required' }).trim().min(1, 'name must not be empty').max(255, 'name must be at most 255 characters'),
+  name: z
+    .string({ message: 'name is required' })
+    .trim()
+    .min(1, 'name must not be empty')
+    .max(255, 'name must be at most 255 characters')
+    .refine((name) => !/[\u0000-\u001f\u007f]/.test(name), 'name must not contain control characters'),
   email: z
     .email({ message: 'email must be an e-mail address' })
     .max(255, 'email must be at most 255 characters')

@@ -20,8 +20,9 @@ export interface Session extends Queryable {
 export interface Db extends Session {
   readonly kind: 'postgres' | 'pglite';
   /**
-   * Runs fn on one session while holding a lock named `name` that every other instance of the service using the
-   * same database waits for. Released when fn settles, and by the database when the holder's connection dies.
+   * Runs fn on one session while holding a lock named `name` that every other holder waits for: on Postgres every
+   * instance of the service using the database; on PGlite every caller in this process, the only process that can
+   * have the data directory open. Released when fn settles, and by Postgres when the holder's connection dies.
    */
   withLock<T>(name: string, fn: (session: Session) => Promise<T>): Promise<T>;
   /** Answers whether the database responds within timeoutMs. Never throws. */

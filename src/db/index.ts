@@ -9,5 +9,5 @@ export type { Db, Queryable, Session } from './db';
 export async function createDb(config: Config, onError?: (err: Error) => void): Promise<Db> {
   return config.database.url
     ? createPgDb(config.database.url, { onError })
-    : createPgliteDb(config.database.pgliteDataDir);
+    : createPgliteDb(config.database.pgliteDataDir, { onError });
 }

@@ -10,6 +10,9 @@ export const MIGRATIONS_DIR = path.resolve(__dirname, '../../migrations');
 const HISTORY_TABLE = 'document_store_migrations';
 const LOCK_NAME = 'crm-document-store:migrations';
 const NO_TRANSACTION = /^--\s*migrate:no-transaction\s*$/m;
+const LOCK_TIMEOUT = '2s';
+const LOCK_ATTEMPTS = 10;
+const LOCK_NOT_AVAILABLE = '55P03';
 
 export interface Migration {
   readonly version: string;
@@ -68,14 +71,21 @@ async function apply(session: Session, m: Migration): Promise<void> {
   const record = `INSERT INTO ${HISTORY_TABLE} (version, name, checksum) VALUES ($1, $2, $3)`;
   const params = [m.version, m.name, m.checksum];
   if (m.transactional) {
-    await session.transaction(async (tx) => {
-      // Waiting behind a long query for the table lock would queue every CRM request behind this migration;
-      // failing the startup instead lets the platform retry it a moment later.
-      await tx.exec("SET LOCAL lock_timeout = '10s'");
-      await tx.exec(m.sql);
-      await tx.query(record, params);
-    });
-    return;
+    // ALTER TABLE waits for a lock that blocks every query on the table queued behind it: wait briefly, give up,
+    // let the CRM's queries through, and try again, rather than stall the CRM for as long as one slow query lasts.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await session.transaction(async (tx) => {
+          await tx.exec(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+          await tx.exec(m.sql);
+          await tx.query(record, params);
+        });
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt === LOCK_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, attempt * 1000));
+      }
+    }
   }
   for (const statement of splitStatements(m.sql)) await session.exec(statement);
   await session.query(record, params);

@@ -84,6 +84,9 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     withLock: (name, fn) =>
       withClient(async (client) => {
         const s = session(client);
+        // If this process dies while holding the lock, its backend must notice and end (releasing the lock), even
+        // in the middle of a long statement; otherwise every later instance waits for it. Postgres 14+ only.
+        await s.exec("SET client_connection_check_interval = '5s'").catch(() => undefined);
         await acquireAdvisoryLock(s, name);
         try {
           return await fn(s);

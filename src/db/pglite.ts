@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
+import lockfile from 'proper-lockfile';
 import { DatabaseUnavailableError } from '../errors';
 import type { Db, Queryable, Row, Session } from './db';
 import { ping } from './pg';
@@ -22,14 +23,40 @@ function queryable(target: PGlite | Transaction): Queryable {
   };
 }
 
-/** Wraps an open PGlite. `dataDir` undefined or 'memory://' keeps the database in memory (tests). */
-export async function createPgliteDb(dataDir?: string): Promise<Db> {
-  if (dataDir && !dataDir.startsWith('memory://')) await fs.mkdir(dataDir, { recursive: true });
-  const pglite = await PGlite.create(dataDir);
-  return wrapPglite(pglite);
+/**
+ * Opens the embedded database. `dataDir` undefined or 'memory://' keeps it in memory (tests). A data directory
+ * is locked for as long as it is open: PGlite itself does not stop a second process from opening it, and two
+ * would corrupt it (a redeploy that starts the new instance before the old one has stopped, on one volume).
+ */
+export async function createPgliteDb(
+  dataDir?: string,
+  { onError, lockRetries = 20 }: { onError?: (err: Error) => void; lockRetries?: number } = {},
+): Promise<Db> {
+  if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir));
+  await fs.mkdir(dataDir, { recursive: true });
+  const release = await lockfile
+    .lock(dataDir, {
+      // Refreshed every 5 s; a lock left by a process that died is taken over once 30 s old.
+      stale: 30_000,
+      update: 5_000,
+      // An old instance still shutting down gets that long to let go.
+      retries: { retries: lockRetries, minTimeout: 1_000, maxTimeout: 2_000 },
+      onCompromised: (err) => onError?.(err),
+    })
+    .catch((err) => {
+      throw new Error(`PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time`, {
+        cause: err,
+      });
+    });
+  try {
+    return wrapPglite(await PGlite.create(dataDir), release);
+  } catch (err) {
+    await release();
+    throw err;
+  }
 }
 
-export function wrapPglite(pglite: PGlite): Db {
+export function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
   // PGlite is one session inside one process (its data directory cannot be opened twice), so a lock held by this
   // process is a lock for every user of the database. pg_advisory_lock would not do: within one session it is
   // re-entrant, and every caller here shares that session.
@@ -51,6 +78,7 @@ export function wrapPglite(pglite: PGlite): Db {
     ping: (timeoutMs) => ping(() => pglite.query('SELECT 1'), timeoutMs),
     close: async () => {
       if (!pglite.closed) await pglite.close();
+      await release?.().catch(() => undefined);
     },
   };
 }

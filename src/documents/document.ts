@@ -50,9 +50,16 @@ export function toDocument(row: DocumentRow): Document {
   };
 }
 
-/** Rows from the old CRM may lack a type; the name's extension is the next best guess. */
+const MIME_TYPE = /^[a-z0-9][\w.+-]*\/[\w.+-]+$/;
+
+/**
+ * The type a document is served as. Rows from the old CRM may lack one, or hold whatever a browser sent; a value
+ * that is not a MIME type (it would not even fit in a header) falls back to the name's extension.
+ */
 export function mimeTypeOf(row: Pick<DocumentRow, 'file_type' | 'file_name'>): string {
-  return row.file_type || mime.lookup(row.file_name) || 'application/octet-stream';
+  const recorded = row.file_type?.split(';')[0].trim().toLowerCase();
+  if (recorded && MIME_TYPE.test(recorded)) return recorded;
+  return mime.lookup(row.file_name) || 'application/octet-stream';
 }
 
 /**

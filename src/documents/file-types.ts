@@ -72,18 +72,34 @@ const ALIASES: Readonly<Record<string, string>> = {
   'image/x-tiff': 'image/tiff',
 };
 
+const normalise = (type: string | undefined) => {
+  const t = (type ?? '').split(';')[0].trim().toLowerCase();
+  return ALIASES[t] ?? t;
+};
+
 /**
- * The type a file is stored and served as: the browser's claim, normalised, falling back to the extension when the
- * claim says nothing. One known mislabel is corrected: browsers on Windows with Excel installed send
- * application/vnd.ms-excel for every .csv file.
+ * The type a file is stored and served as. A known extension decides: it is what the user's operating system will
+ * go by when the file is opened, so a script named invoice.bat is a script (and refused) whatever type the browser
+ * claims, and a CSV that Windows browsers label application/vnd.ms-excel is CSV. Without a known extension, the
+ * browser's claim decides, normalised; a generic claim leaves application/octet-stream.
  */
 export function resolveMimeType(declared: string | undefined, fileName: string): string {
-  const claimed = (declared ?? '').split(';')[0].trim().toLowerCase();
-  const byExtension = (mime.lookup(fileName) || '').toLowerCase();
-  const normalised = ALIASES[claimed] ?? claimed;
-  if (GENERIC.has(normalised)) return byExtension || 'application/octet-stream';
-  if (normalised === 'application/vnd.ms-excel' && byExtension === 'text/csv') return 'text/csv';
-  return normalised;
+  const byExtension = mime.lookup(fileName);
+  if (byExtension) return normalise(byExtension);
+  const claimed = normalise(declared);
+  return GENERIC.has(claimed) ? 'application/octet-stream' : claimed;
+}
+
+/**
+ * The name a file is downloaded under. Kept when its extension is of an accepted type; otherwise the stored type's
+ * extension is appended, so that opening the download cannot run it as something else: notes.ps1 stored as
+ * text/plain is saved as notes.ps1.txt.
+ */
+export function downloadName(fileName: string, mimeType: string, allowedTypes: ReadonlySet<string>): string {
+  const byExtension = mime.lookup(fileName);
+  if (byExtension && allowedTypes.has(normalise(byExtension))) return fileName;
+  const extension = mime.extension(mimeType);
+  return extension && extension !== 'bin' ? `${fileName}.${extension}` : fileName;
 }
 
 /** How many leading bytes `contentMatchesType` needs to see (fewer when the file is shorter). */

@@ -4,13 +4,14 @@ import { BadRequestError } from '../errors';
 import { parseId } from '../http/params';
 import { sendFile } from '../http/send-file';
 import { etagOf, mimeTypeOf, toDocument } from './document';
-import { isInlineSafe } from './file-types';
+import { downloadName, isInlineSafe } from './file-types';
 import type { DocumentsService, StoredUpload } from './service';
 import { uploadMiddleware } from './upload';
 
 /** Mounted at /api/customers/:customerId/documents. */
 export function documentsRouter(documents: DocumentsService, config: Config): Router {
   const router = Router({ mergeParams: true });
+  const allowedTypes = new Set(config.uploads.allowedTypes);
   const customerOf = (params: Record<string, unknown>) => parseId(params.customerId, 'customer');
   const documentOf = (params: Record<string, unknown>) => parseId(params.documentId, 'document');
 
@@ -45,7 +46,7 @@ export function documentsRouter(documents: DocumentsService, config: Config): Ro
       const row = await documents.get(customerOf(req.params), documentOf(req.params));
       const mimeType = mimeTypeOf(row);
       const file = {
-        fileName: row.file_name,
+        fileName: downloadName(row.file_name, mimeType, allowedTypes),
         mimeType,
         etag: etagOf(row),
         disposition: inline && isInlineSafe(mimeType) ? ('inline' as const) : ('attachment' as const),

@@ -102,7 +102,7 @@ export class DocumentsService {
     }
   }
 
-  /** Removes a stored upload that has no row. A failure is logged: the file is an orphan for storage:verify. */
+  /** Removes a stored upload that has no row. A failure is logged with the key, so the orphan can be found. */
   async discard(stored: Pick<StoredUpload, 'storage' | 'key'>): Promise<void> {
     try {
       await this.deps.storage.driver(stored.storage).delete(stored.key);
@@ -167,6 +167,8 @@ function textField(fields: Record<string, unknown>, name: keyof typeof FIELD_LIM
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new BadRequestError('INVALID_FIELD', `${name} must be a single text value`);
   const text = value.trim();
+  // Postgres text cannot hold NUL; refused here, it is the client's mistake rather than a failed insert.
+  if (text.includes('\u0000')) throw new BadRequestError('INVALID_FIELD', `${name} must not contain NUL characters`);
   if (text.length > FIELD_LIMITS[name]) {
     throw new BadRequestError('INVALID_FIELD', `${name} must be at most ${FIELD_LIMITS[name]} characters`);
   }

@@ -18,6 +18,14 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const known = BODY_ERRORS[(err as { type?: string } | undefined)?.type ?? ''];
   if (known) return new AppError(known[1], known[0], known[2], { cause: err });
+  // Express and its body parsers mark the request's own faults (a path with a broken %-escape, a body that is not
+  // the gzip it claims) with a 4xx status; they stay the client's.
+  const { status, expose, message } = (err ?? {}) as { status?: unknown; expose?: unknown; message?: unknown };
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const text = expose !== false && typeof message === 'string' ? message : 'The request could not be read';
+    const code = status === 413 ? 'BODY_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST';
+    return new AppError(code, status, text, { cause: err });
+  }
   return new AppError('INTERNAL_ERROR', 500, 'Something went wrong on our side; it has been logged', { cause: err });
 }
 

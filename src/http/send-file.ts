@@ -48,12 +48,18 @@ export async function sendFile(
   const range = ifRange === undefined || ifRange === file.etag ? parseRange(req.get('range')) : undefined;
 
   const obj = await open(range);
-  res.status(obj.range ? 206 : 200).set({
-    'Content-Type': file.mimeType,
-    'Content-Length': String(obj.range ? obj.range.end - obj.range.start + 1 : obj.size),
-    'Content-Disposition': contentDisposition(file.disposition, file.fileName),
-  });
-  if (obj.range) res.set('Content-Range', `bytes ${obj.range.start}-${obj.range.end}/${obj.size}`);
+  try {
+    res.status(obj.range ? 206 : 200).set({
+      'Content-Type': file.mimeType,
+      'Content-Length': String(obj.range ? obj.range.end - obj.range.start + 1 : obj.size),
+      'Content-Disposition': contentDisposition(file.disposition, file.fileName),
+    });
+    if (obj.range) res.set('Content-Range', `bytes ${obj.range.start}-${obj.range.end}/${obj.size}`);
+  } catch (err) {
+    // Whatever fails before streaming starts must still release the open file or S3 connection.
+    obj.body.destroy();
+    throw err;
+  }
   if (req.method === 'HEAD') {
     obj.body.destroy();
     res.end();

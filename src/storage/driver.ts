@@ -74,13 +74,17 @@ export class InvalidKeyError extends AppError {
   }
 }
 
-export function assertValidKey(key: string): void {
-  const ok =
+export function isValidKey(key: string): boolean {
+  return (
     key.length > 0 &&
     Buffer.byteLength(key) <= 1024 &&
     !/[\x00-\x1f\x7f]/.test(key) &&
-    key.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.'));
-  if (!ok) throw new InvalidKeyError(key);
+    key.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.'))
+  );
+}
+
+export function assertValidKey(key: string): void {
+  if (!isValidKey(key)) throw new InvalidKeyError(key);
 }
 
 /** The inclusive byte positions `range` names in an object of `size` bytes, or undefined when unsatisfiable. */

@@ -55,11 +55,20 @@ export class LocalDriver implements StorageDriver {
     failure.watch('store', out);
     try {
       await pipeline(body, out);
-      await fs.rename(temp, file);
-      await fsyncDirectory(path.dirname(file));
     } catch (err) {
       await fs.rm(temp, { force: true });
       throw failure.errorOf('body') ?? new StorageUnavailableError(err);
+    }
+    let renamed = false;
+    try {
+      await fs.rename(temp, file);
+      renamed = true;
+      await fsyncDirectory(path.dirname(file));
+    } catch (err) {
+      // A file renamed into place but not made durable is not stored: take it back rather than report a failure
+      // and leave it behind.
+      await fs.rm(renamed ? file : temp, { force: true });
+      throw new StorageUnavailableError(err);
     }
   }
 

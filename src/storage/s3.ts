@@ -29,7 +29,14 @@ export function createS3Client(s3: S3Config): S3Client {
     maxAttempts: 3,
     // A store that does not answer must fail the request quickly; requestTimeout is the longest a socket may sit
     // idle, which a slow downloading client can cause, so it is generous.
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 120_000 },
+    // Each download holds a socket for as long as its client takes to read it; the SDK's default pool of 50 would
+    // let 50 slow downloads stall every other S3 call.
+    requestHandler: {
+      connectionTimeout: 5_000,
+      requestTimeout: 120_000,
+      httpAgent: { keepAlive: true, maxSockets: 256 },
+      httpsAgent: { keepAlive: true, maxSockets: 256 },
+    },
   };
   if (s3.endpoint) {
     options.endpoint = s3.endpoint;

@@ -31,6 +31,7 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     [{ name: 'x'.repeat(256) }, /at most 255/],
     [{ name: 'Ok', email: 'not-an-address' }, /email must be an e-mail address/],
     [{ name: 42 }, /name is required/],
+    [{ name: 'Null\u0000Byte' }, /control characters/],
   ])('400 VALIDATION_FAILED for %j', async (body, message) => {
     const res = await t.request().post('/api/customers').send(body);
     expect(res.status).toBe(400);

@@ -181,6 +181,14 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       expect((await download(`${path}/download`).set('If-None-Match', '"stale"')).status).toBe(200);
     });
 
+    test('If-None-Match: * matches any current file; HEAD answers the headers without a body', async () => {
+      expect((await t.request().get(`${path}/download`).set('If-None-Match', '*')).status).toBe(304);
+      const head = await t.request().head(`${path}/download`);
+      expect(head.status).toBe(200);
+      expect(head.headers['content-length']).toBe(String(content.length));
+      expect(head.headers.etag).toBe(`"${doc.sha256}"`);
+    });
+
     test('If-Range: the range when the ETag matches, the whole file when it does not', async () => {
       const same = await download(`${path}/download`).set('Range', 'bytes=0-9').set('If-Range', `"${doc.sha256}"`);
       expect(same.status).toBe(206);
@@ -294,6 +302,16 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       });
     });
 
+    test('415 for a script named for what it is, whatever type the browser claims', async () => {
+      await expectNothingStored(async () => {
+        for (const [name, type] of [['invoice.bat', 'text/plain'], ['statement.html', 'application/pdf'], ['run.js', 'text/plain']]) {
+          const res = await upload(Buffer.from('%PDF-1.4 <script>echo</script>'), name, type);
+          expect(res.status).toBe(415);
+          expect(res.body.error.code).toBe('FILE_TYPE_NOT_ALLOWED');
+        }
+      });
+    });
+
     test('400 for a file in another field, or two files', async () => {
       await expectNothingStored(async () => {
         const other = await t.request().post(`/api/customers/${customerId}/documents`).attach('document', files.pdf(), 'a.pdf');
@@ -339,6 +357,31 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
         expect(res.body.error.code).toBe('INVALID_FIELD');
       });
     });
+  });
+
+  test('a name whose extension is unknown downloads with its type\'s extension, so it cannot run as a script', async () => {
+    const res = await upload(files.text('Get-Process\n'), 'cleanup.ps1', 'text/plain');
+    expect(res.status).toBe(201);
+    expect(res.body.fileName).toBe('cleanup.ps1');
+    const dl = await t.request().get(`${res.headers.location}/download`);
+    expect(dl.headers['content-disposition']).toBe(`attachment; filename="cleanup.ps1.txt"; filename*=UTF-8''cleanup.ps1.txt`);
+  });
+
+  test('400, not 500, for a NUL character in a text field or a path with a broken escape', async () => {
+    await expectNothingStored(async () => {
+      const res = await t
+        .request()
+        .post(`/api/customers/${customerId}/documents`)
+        .field('category', 'bad\u0000category')
+        .attach('file', files.pdf(), { filename: 'a.pdf', contentType: 'application/pdf' });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('INVALID_FIELD');
+    });
+    for (const path of [`/api/customers/%E0%A4%A/documents`, `/api/customers/${customerId}/documents/%zz/download`]) {
+      const res = await t.request().get(path);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('BAD_REQUEST');
+    }
   });
 
   test('400 for ids that are not integers, 404 for ids no row can have', async () => {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadMigrations, MIGRATIONS_DIR, migrate, splitStatements } from '../../src/db/migrate';
 import { createTestDb, type TestDb } from '../helpers/db';
+import { LEGACY_SCHEMA } from '../helpers/legacy';
 
 describe('migrate', () => {
   let database: TestDb;
@@ -25,6 +26,47 @@ describe('migrate', () => {
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
     );
     expect(tables.map((t) => t.table_name)).toEqual(['customer_documents', 'customers', 'document_store_migrations']);
+  });
+
+  test('the backfill reaches rows with ids up to the INTEGER limit, however sparse', async () => {
+    await database.db.exec(LEGACY_SCHEMA);
+    await database.db.exec(`
+      INSERT INTO customers (name) VALUES ('c');
+      INSERT INTO customer_documents (id, customer_id, file_name, file_path)
+      VALUES (1, 1, 'a', 'uploads/a.pdf'), (1000000, 1, 'b', 'b.pdf'), (2147483000, 1, 'c', '/x/uploads/c.pdf'),
+             (2147483647, 1, 'd', 'uploads/d.pdf');`);
+    await migrate(database.db);
+    const rows = await database.db.query<{ stored_file_name: string }>('SELECT stored_file_name FROM customer_documents ORDER BY id');
+    expect(rows.map((r) => r.stored_file_name)).toEqual(['a.pdf', 'b.pdf', 'c.pdf', 'd.pdf']);
+  });
+
+  test('an old CRM moving a file (updating file_path alone) moves its stored name; this service\'s own updates stay', async () => {
+    await database.db.exec(LEGACY_SCHEMA);
+    await database.db.exec(`INSERT INTO customers (name) VALUES ('c');
+      INSERT INTO customer_documents (customer_id, file_name, file_path) VALUES (1, 'a', 'uploads/old.pdf'), (1, 'b', 'uploads/b.pdf');`);
+    await migrate(database.db);
+    await database.db.exec("UPDATE customer_documents SET file_path = 'uploads/renamed.pdf' WHERE file_name = 'a'");
+    await database.db.exec(
+      "UPDATE customer_documents SET file_path = 'docs/1/kept.pdf', stored_file_name = 'kept.pdf', storage = 's3' WHERE file_name = 'b'",
+    );
+    const rows = await database.db.query<{ stored_file_name: string }>('SELECT stored_file_name FROM customer_documents ORDER BY id');
+    expect(rows.map((r) => r.stored_file_name)).toEqual(['renamed.pdf', 'kept.pdf']);
+  });
+
+  test('a table lock held longer than the lock timeout delays the upgrade, it does not fail it', async () => {
+    if (database.kind === 'pglite') return; // one connection: nothing else can hold a lock
+    await database.db.exec(LEGACY_SCHEMA);
+    const crm = await database.openAgain();
+    let releaseLock!: () => void;
+    const holding = crm.transaction(async (tx) => {
+      await tx.query('SELECT count(*) FROM customer_documents'); // ACCESS SHARE until the transaction ends
+      await new Promise<void>((r) => (releaseLock = r));
+    });
+    const migrating = migrate(database.db);
+    await new Promise((r) => setTimeout(r, 3500)); // past the 2 s lock timeout: at least one attempt gave up
+    releaseLock();
+    await holding;
+    expect((await migrating).applied).toContain('002_document_storage_columns.sql');
   });
 
   test('a migration that fails leaves nothing behind and is retried by the next run', async () => {

@@ -1,4 +1,4 @@
-import { contentMatchesType, isInlineSafe, resolveMimeType } from '../../src/documents/file-types';
+import { contentMatchesType, DEFAULT_ALLOWED_TYPES, downloadName, isInlineSafe, resolveMimeType } from '../../src/documents/file-types';
 import { cleanFileName, storedExtension } from '../../src/documents/file-name';
 import { files } from '../helpers/files';
 
@@ -14,7 +14,12 @@ describe('resolveMimeType', () => {
     ['application/x-zip-compressed', 'a.zip', 'application/zip'],
     ['application/vnd.ms-excel', 'export.csv', 'text/csv'],
     ['application/vnd.ms-excel', 'budget.xls', 'application/vnd.ms-excel'],
-    ['text/html', 'invoice.pdf', 'text/html'],
+    ['text/html', 'invoice.pdf', 'application/pdf'],
+    ['text/plain', 'invoice.bat', 'application/x-msdownload'],
+    ['application/pdf', 'statement.html', 'text/html'],
+    ['text/plain', 'README', 'text/plain'],
+    ['application/pdf', 'offer.final', 'application/pdf'],
+    ['image/jpeg', 'photo.jfif', 'image/jpeg'],
   ])('%j for %s is %s', (declared, name, expected) => {
     expect(resolveMimeType(declared, name)).toBe(expected);
   });
@@ -72,5 +77,20 @@ describe('file names', () => {
     expect(storedExtension('archive.tar.gz')).toBe('.gz');
     expect(storedExtension('no-extension')).toBe('');
     expect(storedExtension('weird.<script>')).toBe('');
+  });
+});
+
+describe('downloadName', () => {
+  const allowed = new Set(DEFAULT_ALLOWED_TYPES);
+  test.each([
+    ['contract.pdf', 'application/pdf', 'contract.pdf'],
+    ['scan.png', 'image/jpeg', 'scan.png'],
+    ['cleanup.ps1', 'text/plain', 'cleanup.ps1.txt'],
+    ['invoice.bat', 'text/plain', 'invoice.bat.txt'],
+    ['notes v1.2', 'text/plain', 'notes v1.2.txt'],
+    ['mail', 'message/rfc822', 'mail.eml'],
+    ['blob', 'application/octet-stream', 'blob'],
+  ])('%s stored as %s downloads as %s', (name, type, expected) => {
+    expect(downloadName(name, type, allowed)).toBe(expected);
   });
 });

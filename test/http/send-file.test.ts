@@ -37,3 +37,43 @@ describe('contentDisposition', () => {
     );
   });
 });
+
+describe('sendFile when the store fails midway', () => {
+  test('the connection is reset: the client never sees a complete response', async () => {
+    const http = await import('node:http');
+    const { Readable } = await import('node:stream');
+    const express = (await import('express')).default;
+    const { sendFile } = await import('../../src/http/send-file');
+    const app = express();
+    app.get('/file', (req, res) =>
+      sendFile(req, res, { fileName: 'a.pdf', mimeType: 'application/pdf', etag: '"x"', disposition: 'attachment' }, async () => {
+        let sent = 0;
+        const body = new Readable({
+          read() {
+            if (sent >= 64 * 1024) return this.destroy(new Error('S3 connection reset'));
+            sent += 16 * 1024;
+            this.push(Buffer.alloc(16 * 1024, 1));
+          },
+        });
+        return { body, size: 1024 * 1024 };
+      }),
+    );
+    const server = app.listen(0);
+    try {
+      const port = (server.address() as { port: number }).port;
+      const outcome = await new Promise<{ status: number; received: number; completed: boolean }>((resolve) => {
+        http.get(`http://127.0.0.1:${port}/file`, (res) => {
+          let received = 0;
+          res.on('data', (c: Buffer) => (received += c.length));
+          res.on('end', () => resolve({ status: res.statusCode!, received, completed: res.complete }));
+          res.on('error', () => resolve({ status: res.statusCode!, received, completed: res.complete }));
+        });
+      });
+      expect(outcome.status).toBe(200);
+      expect(outcome.completed).toBe(false);
+      expect(outcome.received).toBeLessThan(1024 * 1024);
+    } finally {
+      server.close();
+    }
+  });
+});

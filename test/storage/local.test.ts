@@ -39,11 +39,11 @@ describe('LocalDriver on disk', () => {
   });
 
   test('a disk that cannot be written reports storage unavailable, not the client', async () => {
-    const readonlyRoot = path.join(root, 'ro');
-    await fs.mkdir(readonlyRoot, { mode: 0o500 });
-    const ro = new LocalDriver(path.join(readonlyRoot, 'nested'));
-    const err = await ro.put('x.txt', PassThrough.from(['data'])).catch((e) => e);
-    // root ignores permission bits; the test is meaningful only where they apply.
-    if (process.getuid?.() !== 0) expect(err).toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 });
+    // The root is a plain file: every write fails, as on a broken volume, whatever the user's privileges.
+    const file = path.join(root, 'not-a-directory');
+    await fs.writeFile(file, 'x');
+    const broken = new LocalDriver(file);
+    const err = await broken.put('x.txt', PassThrough.from(['data'])).catch((e) => e);
+    expect(err).toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 });
   });
 });
