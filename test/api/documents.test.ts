@@ -1,15 +1,9 @@
 import { files } from '../helpers/files';
 import { startTestApp, type TestApp } from '../helpers/app';
-import { sha256 } from '../helpers/streams';
+import { asBuffer, sha256 } from '../helpers/streams';
 
 const binary = (res: { body: unknown }) => res.body as Buffer;
 
-/** supertest's parser that keeps any response body as raw bytes. */
-function asBuffer(res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void) {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(null, Buffer.concat(chunks)));
-}
 
 describe.each(['local', 's3'] as const)('documents API on %s storage', (storage) => {
   let t: TestApp;
@@ -25,7 +19,7 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
 
   const upload = (data: Buffer, filename: string, contentType?: string, cid = customerId) =>
     t.request().post(`/api/customers/${cid}/documents`).attach('file', data, { filename, contentType });
-  const download = (path: string) => t.request().get(path).parse(asBuffer as never);
+  const download = (path: string) => t.request().get(path).parse(asBuffer);
 
   /** Asserts that a refused upload left storage exactly as it was. */
   async function expectNothingStored(action: () => Promise<unknown>) {

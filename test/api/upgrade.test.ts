@@ -8,13 +8,8 @@ import { logger } from '../helpers/app';
 import { createTestDb, type TestDb } from '../helpers/db';
 import { type LegacyDocument, seedLegacyCrm, snapshot } from '../helpers/legacy';
 import { startS3, type TestS3 } from '../helpers/s3';
-import { sha256 } from '../helpers/streams';
+import { asBuffer, sha256 } from '../helpers/streams';
 
-function asBuffer(res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void) {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(null, Buffer.concat(chunks)));
-}
 
 describe('upgrading an existing CRM database in place', () => {
   let database: TestDb;
@@ -52,7 +47,7 @@ describe('upgrading an existing CRM database in place', () => {
   test('every old document with a file downloads byte for byte, with its recorded type and name', async () => {
     const { http } = await start();
     for (const doc of legacy.filter((d) => d.content)) {
-      const res = await http.get(`/api/customers/${doc.customerId}/documents/${doc.id}/download`).parse(asBuffer as never);
+      const res = await http.get(`/api/customers/${doc.customerId}/documents/${doc.id}/download`).parse(asBuffer);
       expect(res.status).toBe(200);
       expect(sha256(res.body)).toBe(sha256(doc.content!));
       expect(res.headers['content-length']).toBe(String(doc.content!.length));
@@ -62,7 +57,7 @@ describe('upgrading an existing CRM database in place', () => {
       const ranged = await http
         .get(`/api/customers/${doc.customerId}/documents/${doc.id}/download`)
         .set('Range', 'bytes=-8')
-        .parse(asBuffer as never);
+        .parse(asBuffer);
       expect(ranged.status).toBe(206);
       expect((ranged.body as Buffer).equals(doc.content!.subarray(-8))).toBe(true);
     }
@@ -114,7 +109,7 @@ describe('upgrading an existing CRM database in place', () => {
       const { http } = await start(s3.env, database.db, s3);
       expect((await http.get('/health')).body.storage).toBe('s3');
       const old = legacy[1];
-      const res = await http.get(`/api/customers/${old.customerId}/documents/${old.id}/download`).parse(asBuffer as never);
+      const res = await http.get(`/api/customers/${old.customerId}/documents/${old.id}/download`).parse(asBuffer);
       expect(sha256(res.body)).toBe(sha256(old.content!));
       const fresh = await http.post('/api/customers/1/documents').attach('file', Buffer.from('%PDF-1.4 new'), 'new.pdf');
       expect(fresh.status).toBe(201);

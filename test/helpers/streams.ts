@@ -18,3 +18,14 @@ export function chunked(data: Buffer, chunk = 64 * 1024): Readable {
 }
 
 export const random = (size: number) => randomBytes(size);
+
+type Parser = Extract<Parameters<import('supertest').Test['parse']>[0], (res: never, cb: never) => void>;
+
+/** A supertest parser that keeps any response body as raw bytes: `.parse(asBuffer)`. */
+export const asBuffer: Parser = (res, done) => {
+  // At parse time superagent hands over the raw response stream.
+  const stream = res as unknown as NodeJS.ReadableStream;
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('end', () => done(null, Buffer.concat(chunks)));
+};

@@ -1,5 +1,8 @@
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import express from 'express';
 import { contentDisposition } from '../../src/http/content-disposition';
-import { parseRange } from '../../src/http/send-file';
+import { parseRange, sendFile } from '../../src/http/send-file';
 
 describe('parseRange', () => {
   test.each([
@@ -40,10 +43,6 @@ describe('contentDisposition', () => {
 
 describe('sendFile when the store fails midway', () => {
   test('the connection is reset: the client never sees a complete response', async () => {
-    const http = await import('node:http');
-    const { Readable } = await import('node:stream');
-    const express = (await import('express')).default;
-    const { sendFile } = await import('../../src/http/send-file');
     const app = express();
     app.get('/file', (req, res) =>
       sendFile(req, res, { fileName: 'a.pdf', mimeType: 'application/pdf', etag: '"x"', disposition: 'attachment' }, async () => {
