@@ -16,11 +16,13 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
   const storing = new WeakMap<object, Promise<unknown>>();
   const engine: multer.StorageEngine = {
     _handleFile(req, file, done) {
-      const stored = documents.store(parseId(req.params.customerId, 'customer'), {
-        stream: file.stream,
-        fileName: file.originalname,
-        declaredType: file.mimetype,
-      });
+      // Inside the promise: a throw here would escape into busboy's event handler and take the process down.
+      const stored = (async () =>
+        documents.store(parseId(req.params.customerId, 'customer'), {
+          stream: file.stream,
+          fileName: file.originalname,
+          declaredType: file.mimetype,
+        }))();
       storing.set(req, stored.catch(() => undefined));
       stored.then((s) => done(null, s as Partial<Express.Multer.File>), done);
     },

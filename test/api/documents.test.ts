@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { files } from '../helpers/files';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { asBuffer, sha256 } from '../helpers/streams';
@@ -338,6 +339,37 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
         expect(noBoundary.status).toBe(400);
         expect(noBoundary.body.error.code).toBe('INVALID_MULTIPART');
       });
+    });
+
+    test('a client that disconnects midway leaves no row, no file and no temporary file', async () => {
+      const before = await t.storedFiles();
+      const listed = (await t.request().get(`/api/customers/${customerId}/documents`)).body.documents.length;
+      const server = t.app.listen(0);
+      try {
+        const port = (server.address() as { port: number }).port;
+        const boundary = 'abort-test-boundary';
+        const req = http.request({
+          port,
+          method: 'POST',
+          path: `/api/customers/${customerId}/documents`,
+          headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(20 * 1024 * 1024) },
+        });
+        req.on('error', () => undefined);
+        req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\nContent-Type: application/pdf\r\n\r\n`);
+        req.write(files.pdf(7 * 1024 * 1024)); // past the first multipart part on S3
+        await new Promise((r) => setTimeout(r, 500));
+        // Midway indeed: on disk, the upload is in a temporary file by now.
+        if (storage === 'local') expect((await t.storedFiles()).some((f) => f.startsWith('.tmp/'))).toBe(true);
+        req.destroy();
+        // The server notices the disconnect and discards; give it a moment.
+        for (let i = 0; i < 50 && JSON.stringify(await t.storedFiles()) !== JSON.stringify(before); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(await t.storedFiles()).toEqual(before);
+        expect((await t.request().get(`/api/customers/${customerId}/documents`)).body.documents).toHaveLength(listed);
+      } finally {
+        server.close();
+      }
     });
 
     test('400 for a description that is too long, the file already streamed is removed', async () => {
