@@ -1,7 +1,7 @@
 import path from 'node:path';
 import bytes from 'bytes';
 import { z } from 'zod';
-import { DEFAULT_ALLOWED_TYPES } from './documents/file-types';
+import { DEFAULT_ALLOWED_TYPES, isMimeType } from './documents/file-types';
 import { isValidKey } from './storage/driver';
 
 export type StorageName = 'local' | 's3';
@@ -68,7 +68,6 @@ const list = optional(z.string()).transform((v) =>
   (v ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0),
 );
 
-const MIME_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const schema = z.object({
@@ -111,7 +110,7 @@ const schema = z.object({
     return n;
   }),
   ALLOWED_FILE_TYPES: list.refine(
-    (types) => types.every((t) => MIME_TYPE.test(t.toLowerCase())),
+    (types) => types.every((t) => isMimeType(t.toLowerCase())),
     'ALLOWED_FILE_TYPES accepts comma-separated MIME types such as application/pdf,image/png',
   ),
   API_TOKENS: list.refine(

@@ -13,7 +13,6 @@ import { createStorage } from './storage';
 export interface RunningService {
   readonly server: Server;
   readonly port: number;
-  readonly db: Db;
   close(): Promise<void>;
 }
 
@@ -56,7 +55,6 @@ export async function startService(
   return {
     server,
     port,
-    db,
     async close() {
       server.close();
       server.closeIdleConnections();

@@ -56,7 +56,7 @@ export async function createPgliteDb(
   }
 }
 
-export function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
+function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
   // PGlite is one session inside one process (its data directory cannot be opened twice), so a lock held by this
   // process is a lock for every user of the database. pg_advisory_lock would not do: within one session it is
   // re-entrant, and every caller here shares that session.

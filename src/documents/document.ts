@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import mime from 'mime-types';
 import type { StorageName } from '../config';
+import { isMimeType, normaliseMimeType } from './file-types';
 
 /** A customer_documents row as the repository reads it (see repository.ts for how legacy columns fold in). */
 export interface DocumentRow {
@@ -50,15 +51,13 @@ export function toDocument(row: DocumentRow): Document {
   };
 }
 
-const MIME_TYPE = /^[a-z0-9][\w.+-]*\/[\w.+-]+$/;
-
 /**
  * The type a document is served as. Rows from the old CRM may lack one, or hold whatever a browser sent; a value
  * that is not a MIME type (it would not even fit in a header) falls back to the name's extension.
  */
 export function mimeTypeOf(row: Pick<DocumentRow, 'file_type' | 'file_name'>): string {
-  const recorded = row.file_type?.split(';')[0].trim().toLowerCase();
-  if (recorded && MIME_TYPE.test(recorded)) return recorded;
+  const recorded = normaliseMimeType(row.file_type ?? undefined);
+  if (isMimeType(recorded)) return recorded;
   return mime.lookup(row.file_name) || 'application/octet-stream';
 }
 

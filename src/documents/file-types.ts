@@ -72,10 +72,16 @@ const ALIASES: Readonly<Record<string, string>> = {
   'image/x-tiff': 'image/tiff',
 };
 
-const normalise = (type: string | undefined) => {
+/** A MIME type without parameters, lowercased, under its usual name. */
+export function normaliseMimeType(type: string | undefined): string {
   const t = (type ?? '').split(';')[0].trim().toLowerCase();
   return ALIASES[t] ?? t;
-};
+}
+
+const MIME_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
+
+/** Whether `type` (normalised) is a MIME type, and so fits in a Content-Type header. */
+export const isMimeType = (type: string) => MIME_TYPE.test(type);
 
 /**
  * The type a file is stored and served as. A known extension decides: it is what the user's operating system will
@@ -85,8 +91,8 @@ const normalise = (type: string | undefined) => {
  */
 export function resolveMimeType(declared: string | undefined, fileName: string): string {
   const byExtension = mime.lookup(fileName);
-  if (byExtension) return normalise(byExtension);
-  const claimed = normalise(declared);
+  if (byExtension) return normaliseMimeType(byExtension);
+  const claimed = normaliseMimeType(declared);
   return GENERIC.has(claimed) ? 'application/octet-stream' : claimed;
 }
 
@@ -97,7 +103,7 @@ export function resolveMimeType(declared: string | undefined, fileName: string):
  */
 export function downloadName(fileName: string, mimeType: string, allowedTypes: ReadonlySet<string>): string {
   const byExtension = mime.lookup(fileName);
-  if (byExtension && allowedTypes.has(normalise(byExtension))) return fileName;
+  if (byExtension && allowedTypes.has(normaliseMimeType(byExtension))) return fileName;
   const extension = mime.extension(mimeType);
   return extension && extension !== 'bin' ? `${fileName}.${extension}` : fileName;
 }

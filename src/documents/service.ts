@@ -118,11 +118,10 @@ export class DocumentsService {
       if (!key) throw new StorageNotFoundError('');
       return await this.deps.storage.driver(row.storage).get(key, range);
     } catch (err) {
-      if (err instanceof StorageNotFoundError || err instanceof InvalidKeyError) {
-        this.deps.logger.warn({ documentId: row.id, storage: row.storage, key }, 'the file of a document is missing');
-        throw new StorageNotFoundError(key ?? '', { cause: err });
-      }
-      throw err;
+      if (!(err instanceof StorageNotFoundError || err instanceof InvalidKeyError)) throw err;
+      // A row naming no file, or one no driver may read, is as missing as a file that is gone.
+      this.deps.logger.warn({ documentId: row.id, storage: row.storage, key }, 'the file of a document is missing');
+      throw err instanceof StorageNotFoundError ? err : new StorageNotFoundError(key ?? '', { cause: err });
     }
   }
 

@@ -24,7 +24,8 @@ const cspFor = (file: FileToSend) =>
  * Sends a stored file with everything a browser or download manager needs: conditional requests (If-None-Match,
  * If-Range), one byte range per request (a multi-range request gets the whole file, as RFC 9110 allows), and a
  * response that is never cut short silently: when the store fails midway the connection is reset, so a client
- * that was promised Content-Length bytes sees the failure.
+ * that was promised Content-Length bytes sees the failure. X-Content-Type-Options: nosniff comes from app.ts,
+ * which sets it on every response.
  */
 export async function sendFile(
   req: Request,
@@ -37,7 +38,6 @@ export async function sendFile(
     'Accept-Ranges': 'bytes',
     // Customer documents: never in a shared cache; a browser revalidates with the ETag (304) before reuse.
     'Cache-Control': 'private, no-cache',
-    'X-Content-Type-Options': 'nosniff',
     'Content-Security-Policy': cspFor(file),
   });
   if (noneMatch(req.get('if-none-match'), file.etag)) {

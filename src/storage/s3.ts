@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -27,13 +27,13 @@ export function createS3Client(s3: S3Config): S3Client {
     credentials: s3.credentials,
     forcePathStyle: s3.forcePathStyle,
     maxAttempts: 3,
-    // A store that does not answer must fail the request quickly; requestTimeout is the longest a socket may sit
-    // idle, which a slow downloading client can cause, so it is generous.
-    // Each download holds a socket for as long as its client takes to read it; the SDK's default pool of 50 would
-    // let 50 slow downloads stall every other S3 call.
     requestHandler: {
+      // A store that does not answer fails the request quickly; requestTimeout is how long a socket may sit idle,
+      // which a slow downloading client causes, so it is generous.
       connectionTimeout: 5_000,
       requestTimeout: 120_000,
+      // Each download holds a socket for as long as its client takes to read it; the SDK's default pool of 50
+      // would let 50 slow downloads stall every other S3 call.
       httpAgent: { keepAlive: true, maxSockets: 256 },
       httpsAgent: { keepAlive: true, maxSockets: 256 },
     },
@@ -167,24 +167,19 @@ export class S3Driver implements StorageDriver {
   }
 }
 
-/** The first `length` bytes of `source`, ending there and releasing the source. */
+/** The first `length` bytes of `source`; leaving the loop early destroys the source, releasing its socket. */
 function take(source: Readable, length: number): Readable {
-  let left = length;
-  const out = new PassThrough();
-  source.on('data', (chunk: Buffer) => {
-    const part = chunk.length <= left ? chunk : chunk.subarray(0, left);
-    left -= part.length;
-    if (!out.write(part)) source.pause();
-    if (left === 0) {
-      source.destroy();
-      out.end();
-    }
-  });
-  out.on('drain', () => source.resume());
-  source.on('end', () => out.end());
-  source.on('error', (err) => out.destroy(err));
-  out.on('close', () => source.destroy());
-  return out;
+  return Readable.from(
+    (async function* () {
+      let left = length;
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        yield chunk.length <= left ? chunk : chunk.subarray(0, left);
+        left -= Math.min(chunk.length, left);
+        if (left === 0) return;
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 function errorName(err: unknown): string | undefined {

@@ -9,7 +9,6 @@ import { type Config, loadConfig } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
 import { createLogger } from '../../src/logger';
 import { createStorage, type Storage } from '../../src/storage';
-import { TEMP_DIR } from '../../src/storage/local';
 import { createTestDb, type TestDb } from './db';
 import { startS3, type TestS3 } from './s3';
 
@@ -63,4 +62,3 @@ export async function startTestApp(
   };
 }
 
-export { TEMP_DIR };
