@@ -3,14 +3,16 @@ import cors from 'cors';
 import express from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Config } from './config';
-import { CustomersService } from './customers/service';
 import { customersRouter } from './customers/routes';
 import type { Db } from './db';
-import { DocumentsService } from './documents/service';
 import { documentsRouter } from './documents/routes';
 import { bearerAuth } from './http/auth';
+import { healthRouter } from './http/health';
+import { openApiDocument } from './http/openapi';
+import { metricsMiddleware } from './metrics';
 import { errorHandler, notFound } from './http/errors';
-import type { Logger } from './logger';
+import { type Logger, requestContext } from './logger';
+import { createServices, type Services } from './services';
 import type { Storage } from './storage';
 
 export interface AppDeps {
@@ -18,15 +20,17 @@ export interface AppDeps {
   db: Db;
   storage: Storage;
   logger: Logger;
+  /** Made from the other dependencies when not given; server.ts shares them with the background jobs. */
+  services?: Services;
 }
 
 /** The Express app over its dependencies; no listen(), so supertest drives the real thing. */
-export function createApp({ config, db, storage, logger }: AppDeps): express.Express {
-  const documents = new DocumentsService({ db, storage, config, logger });
-  const customers = new CustomersService({ db, documents });
+export function createApp({ config, db, storage, logger, services }: AppDeps): express.Express {
+  const { documents, customers, metrics } = services ?? createServices({ config, db, storage, logger });
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(metricsMiddleware(metrics));
   app.use(
     pinoHttp({
       logger,
@@ -35,12 +39,12 @@ export function createApp({ config, db, storage, logger }: AppDeps): express.Exp
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      autoLogging: { ignore: (req) => req.url === '/health' },
+      autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' },
     }),
   );
-  app.use((_req, res, next) => {
+  app.use((req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
-    next();
+    requestContext.run({ requestId: String(req.id) }, next);
   });
   if (config.corsOrigins.length > 0) {
     app.use(
@@ -52,23 +56,19 @@ export function createApp({ config, db, storage, logger }: AppDeps): express.Exp
     );
   }
 
-  app.get('/health', async (_req, res) => {
-    const body = { storage: storage.primary.name, database: db.kind };
-    if (await db.ping(2_000)) {
-      res.json({ status: 'ok', ...body });
-    } else {
-      res.status(503).json({
-        status: 'unavailable',
-        ...body,
-        error: { code: 'DATABASE_UNAVAILABLE', message: 'The database does not answer' },
-      });
-    }
+  app.use(healthRouter({ db, storage, s3Fallback: config.reliability.s3Fallback }));
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument);
+  });
+  // Protected like /api: metrics tell how busy the service is and with what.
+  app.get('/metrics', bearerAuth(config.auth), async (_req, res) => {
+    res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
   const api = express.Router();
   api.use(bearerAuth(config.auth));
   api.use('/customers', customersRouter(customers));
-  api.use('/customers/:customerId/documents', documentsRouter(documents, config));
+  api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics));
   app.use('/api', api);
 
   app.use(notFound);

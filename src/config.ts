@@ -1,10 +1,17 @@
 import path from 'node:path';
 import bytes from 'bytes';
+import ms from 'ms';
 import { z } from 'zod';
 import { DEFAULT_ALLOWED_TYPES, isMimeType } from './documents/file-types';
 import { isValidKey } from './storage/driver';
 
 export type StorageName = 'local' | 's3';
+
+/**
+ * How long a connection may sit idle: a client's socket on the HTTP server, and an S3 download's socket while its
+ * client is slow to read. Uploads and downloads of large files take long; only silence ends them.
+ */
+export const IDLE_TIMEOUT_MS = 120_000;
 
 export interface S3Config {
   readonly bucket: string;
@@ -16,6 +23,10 @@ export interface S3Config {
   readonly forcePathStyle: boolean;
   /** Both or neither; neither means the SDK's default chain (instance role, AWS_PROFILE, ...). */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** How long one S3 request may take to be answered (its body may stream for longer). */
+  readonly timeoutMs: number;
+  /** Attempts per S3 request, the first included; retries back off exponentially with jitter. */
+  readonly maxAttempts: number;
 }
 
 export interface Config {
@@ -46,6 +57,14 @@ export interface Config {
   };
   /** Origins allowed to call the API from a browser; empty means no CORS headers at all. */
   readonly corsOrigins: readonly string[];
+  readonly reliability: {
+    /** With S3 as the primary store: where an upload goes when S3 fails. 'local' keeps it on disk to sync later. */
+    readonly s3Fallback: 'local' | 'fail';
+    /** How often the background job syncs fallback files to S3 and retries file deletions. */
+    readonly syncIntervalMs: number;
+    /** How long in-flight requests get to finish after SIGTERM before connections are closed. */
+    readonly shutdownTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -67,6 +86,18 @@ const bool = (name: string) =>
 const list = optional(z.string()).transform((v) =>
   (v ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0),
 );
+
+/** A duration: a number of seconds, or a number with a unit (500ms, 10s, 2m). */
+const duration = (name: string, fallback: string, min: number) =>
+  optional(z.string()).transform((v, ctx) => {
+    const text = (v ?? fallback).trim();
+    const value = /^\d+$/.test(text) ? Number(text) * 1000 : ms(text as ms.StringValue);
+    if (!Number.isFinite(value) || value < min) {
+      ctx.addIssue({ code: 'custom', message: `${name} accepts a duration such as 30s, 500ms or 2m (a bare number is seconds), at least ${ms(min)}` });
+      return z.NEVER;
+    }
+    return value;
+  });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -119,6 +150,13 @@ const schema = z.object({
   ),
   JWT_SECRET: optional(z.string().min(32, 'JWT_SECRET accepts a secret of at least 32 characters (256 bits for HS256)')),
   AUTH_DISABLED: bool('AUTH_DISABLED'),
+  S3_TIMEOUT: duration('S3_TIMEOUT', '10s', 100),
+  S3_MAX_ATTEMPTS: optional(z.string())
+    .transform((v) => (v === undefined ? 3 : Number(v)))
+    .refine((n) => Number.isInteger(n) && n >= 1 && n <= 10, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'),
+  S3_FALLBACK: optional(z.enum(['local', 'fail'], { message: 'S3_FALLBACK accepts local or fail' })),
+  SYNC_INTERVAL: duration('SYNC_INTERVAL', '60s', 100),
+  SHUTDOWN_TIMEOUT: duration('SHUTDOWN_TIMEOUT', '25s', 0),
   CORS_ORIGINS: list.refine(
     (origins) => origins.every((o) => o === '*' || isOrigin(o)),
     'CORS_ORIGINS accepts comma-separated origins such as https://crm.example.com, or *',
@@ -174,6 +212,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
           e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY
             ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY }
             : undefined,
+        timeoutMs: e.S3_TIMEOUT,
+        maxAttempts: e.S3_MAX_ATTEMPTS,
       }
     : undefined;
 
@@ -192,6 +232,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     },
     auth: { tokens: e.API_TOKENS, jwtSecret: e.JWT_SECRET, open },
     corsOrigins: e.CORS_ORIGINS,
+    reliability: {
+      s3Fallback: e.S3_FALLBACK ?? 'local',
+      syncIntervalMs: e.SYNC_INTERVAL,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    },
   });
 }
 

@@ -61,8 +61,15 @@ export class ServiceUnavailableError extends AppError {
 }
 
 export class DatabaseUnavailableError extends ServiceUnavailableError {
-  constructor(cause: unknown) {
+  /**
+   * Whether the statement may have taken effect: false when no connection could be made (nothing was sent); true
+   * when the connection broke after the statement was sent, so it may have committed before the answer was lost.
+   */
+  readonly maybeApplied: boolean;
+
+  constructor(cause: unknown, { maybeApplied = true }: { maybeApplied?: boolean } = {}) {
     super('DATABASE_UNAVAILABLE', 'The database is not available; try again shortly', { cause });
+    this.maybeApplied = maybeApplied;
   }
 }
 

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pino, { type Logger } from 'pino';
 
 export type { Logger };
@@ -13,6 +14,40 @@ export const REDACT = [
   '*.tokens',
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
+/** The request being handled, in the async context of everything done for it (see app.ts). */
+export const requestContext = new AsyncLocalStorage<{ requestId: string }>();
+
+/**
+ * JSON lines for production; with `pretty` (development on a terminal), readable lines through pino-pretty, a
+ * development dependency: where it is not installed (a production image run with NODE_ENV=development), JSON.
+ * Redaction applies either way, before a line is formatted.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, { pretty = false } = {}): Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    // Every line written while a request is handled carries its id, from whichever module logs it.
+    mixin: () => {
+      const requestId = requestContext.getStore()?.requestId;
+      return requestId ? { requestId } : {};
+    },
+  };
+  if (pretty) {
+    const prettyStream = loadPretty();
+    if (prettyStream) {
+      return pino(options, prettyStream({ destination: destination ?? 1, colorize: !destination, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
+    }
+  }
+  return pino(options, destination);
+}
+
+type PrettyFactory = (options: Record<string, unknown>) => pino.DestinationStream;
+
+function loadPretty(): PrettyFactory | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('pino-pretty') as PrettyFactory;
+  } catch {
+    return undefined;
+  }
 }

@@ -3,22 +3,37 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import dotenv from 'dotenv';
 import type { S3Client } from '@aws-sdk/client-s3';
+import express from 'express';
 import { createApp } from './app';
-import { type Config, ConfigError, loadConfig } from './config';
+import { BackgroundJobs } from './background';
+import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config';
 import { createDb, type Db } from './db';
 import { migrate } from './db/migrate';
 import { createLogger, type Logger } from './logger';
+import { Metrics } from './metrics';
+import { createServices, type Services } from './services';
 import { createStorage } from './storage';
+import { within } from './timeout';
 
 export interface RunningService {
   readonly server: Server;
   readonly port: number;
+  readonly services: Services;
+  readonly jobs: BackgroundJobs;
+  /**
+   * Shuts down gracefully: stops accepting connections, lets requests in flight finish for up to SHUTDOWN_TIMEOUT
+   * (then closes their connections), waits for uploads and file removals under way, stops the background job, and
+   * closes the database. Resolves when all of that is done; never rejects for a request that was cut off.
+   */
   close(): Promise<void>;
 }
 
+/** After the connections are closed: how long uploads being discarded and removals under way get to finish. */
+const CLEANUP_GRACE_MS = 3_000;
+
 /**
- * Builds the dependencies from config, brings the database schema up to date, and listens. Tests start it the same
- * way, with a database (`db`) or S3 client they made themselves.
+ * Builds the dependencies from config, brings the database schema up to date, listens, and starts the background
+ * job. Tests start it the same way, with a database (`db`) or S3 client they made themselves.
  */
 export async function startService(
   config: Config,
@@ -34,35 +49,79 @@ export async function startService(
     if (!injected.db) await db.close();
     throw err;
   }
-  const storage = createStorage(config, injected.s3Client);
-  const app = createApp({ config, db, storage, logger });
+  const metrics = new Metrics();
+  const storage = createStorage(config, injected.s3Client, { metrics });
+  const services = createServices({ config, db, storage, logger, metrics });
+  let shuttingDown = false;
+  const unanswered = new Set<express.Response>();
+  const app = express();
+  // While shutting down, every response asks its client to reconnect elsewhere rather than reuse this connection:
+  // those begun after SIGTERM, and those in flight then, which the shutdown marks (below).
+  app.use((_req, res, next) => {
+    if (shuttingDown) res.set('Connection', 'close');
+    unanswered.add(res);
+    res.once('close', () => unanswered.delete(res));
+    next();
+  });
+  app.use(createApp({ config, db, storage, logger, services }));
 
   const server = app.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet.
   server.requestTimeout = 0;
-  server.setTimeout(120_000);
+  server.setTimeout(IDLE_TIMEOUT_MS);
   // Longer than the idle timeout of the proxies in front (Render, Railway, load balancers), so a proxy never
   // reuses a connection this server is closing, which the client would see as a 502.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+
+  const jobs = new BackgroundJobs(
+    { local: storage.local, documents: services.documents, deletions: services.deletions, sync: services.sync, logger },
+    config.reliability.syncIntervalMs,
+  );
+  jobs.start();
 
   const port = (server.address() as AddressInfo).port;
   logger.info(
     { port, storage: storage.primary.name, database: db.kind, uploadDir: config.storage.uploadDir },
     'document storage listening',
   );
+  let closing: Promise<void> | undefined;
   return {
     server,
     port,
-    async close() {
-      server.close();
-      server.closeIdleConnections();
-      await once(server, 'close');
-      if (!injected.db) await db.close();
+    services,
+    jobs,
+    close() {
+      closing ??= (async () => {
+        shuttingDown = true;
+        for (const res of unanswered) if (!res.headersSent) res.set('Connection', 'close');
+        const stopped = jobs.stop();
+        const drained = once(server, 'close');
+        server.close();
+        server.closeIdleConnections();
+        if (!(await settlesWithin(drained, config.reliability.shutdownTimeoutMs))) {
+          logger.warn(
+            { shutdownTimeoutMs: config.reliability.shutdownTimeoutMs },
+            'requests still in flight at SHUTDOWN_TIMEOUT; closing their connections',
+          );
+          server.closeAllConnections();
+          await drained;
+        }
+        // Cut-off uploads discard what they stored; removals after a delete finish or stay queued.
+        await services.tasks.idle(CLEANUP_GRACE_MS);
+        await settlesWithin(stopped, CLEANUP_GRACE_MS);
+        storage.close();
+        if (!injected.db) await db.close();
+        logger.info('shut down');
+      })();
+      return closing;
     },
   };
 }
+
+/** Whether `promise` settles, either way, within `ms`. */
+const settlesWithin = (promise: Promise<unknown>, ms: number) => within(promise.then(() => true, () => true), ms, false);
 
 async function main(): Promise<void> {
   dotenv.config({ quiet: true });
@@ -74,7 +133,8 @@ async function main(): Promise<void> {
     console.error(err.message);
     process.exit(1);
   }
-  const logger = createLogger(config.logLevel);
+  // Readable lines for a developer at a terminal; JSON everywhere else (platforms, log collectors, files).
+  const logger = createLogger(config.logLevel, undefined, { pretty: config.nodeEnv === 'development' && Boolean(process.stdout.isTTY) });
   if (config.auth.open) {
     logger.warn('API_TOKENS and JWT_SECRET are both unset: every /api route is open to anyone who can reach it');
   }
@@ -88,6 +148,12 @@ async function main(): Promise<void> {
     logger.warn(
       { uploadDir: config.storage.uploadDir },
       'documents are stored on local disk, lost with it on a redeploy unless UPLOAD_DIR is a persistent volume; set AWS_S3_BUCKET_NAME to use S3',
+    );
+  }
+  if (config.storage.driver === 's3' && config.reliability.s3Fallback === 'local') {
+    logger.info(
+      { uploadDir: config.storage.uploadDir },
+      'S3_FALLBACK=local: uploads that arrive while S3 fails are kept in UPLOAD_DIR until S3 answers; on a disk that a redeploy wipes, a redeploy during an S3 outage loses them',
     );
   }
   const service = await startService(config, logger);

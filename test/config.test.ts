@@ -32,6 +32,8 @@ describe('configuration', () => {
       bucket: 'crm-docs',
       region: 'us-east-1',
       prefix: 'customer-documents',
+      timeoutMs: 10_000,
+      maxAttempts: 3,
       endpoint: undefined,
       forcePathStyle: false,
       credentials: undefined,
@@ -102,8 +104,25 @@ describe('configuration', () => {
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL accepts one of'],
     [{ AWS_S3_BUCKET_NAME: 'b-1', AWS_S3_PREFIX: '.archive' }, 'AWS_S3_PREFIX accepts folder names'],
     [{ AWS_S3_BUCKET_NAME: 'b-1', AWS_S3_PREFIX: 'a//b' }, 'AWS_S3_PREFIX accepts folder names'],
+    [{ S3_FALLBACK: 'disk' }, 'S3_FALLBACK accepts local or fail'],
+    [{ S3_TIMEOUT: 'soon' }, 'S3_TIMEOUT accepts a duration'],
+    [{ S3_TIMEOUT: '10ms' }, 'S3_TIMEOUT accepts a duration'],
+    [{ S3_MAX_ATTEMPTS: '0' }, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'],
+    [{ SYNC_INTERVAL: '-5s' }, 'SYNC_INTERVAL accepts a duration'],
+    [{ SHUTDOWN_TIMEOUT: '1.5.2' }, 'SHUTDOWN_TIMEOUT accepts a duration'],
   ])('%j is refused, naming the variable and what it accepts', (env, message) => {
     expect(failure(env)).toContain(message);
+  });
+
+  test('reliability knobs: defaults, durations with a unit, a bare number as seconds', () => {
+    expect(load({}).reliability).toEqual({ s3Fallback: 'local', syncIntervalMs: 60_000, shutdownTimeoutMs: 25_000 });
+    expect(load({ S3_FALLBACK: 'fail', SYNC_INTERVAL: '5m', SHUTDOWN_TIMEOUT: '10' }).reliability).toEqual({
+      s3Fallback: 'fail',
+      syncIntervalMs: 300_000,
+      shutdownTimeoutMs: 10_000,
+    });
+    const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5' }).storage.s3;
+    expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5 });
   });
 
   test('every invalid variable is named at once', () => {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../db';
 import { BadRequestError, customerNotFound } from '../errors';
 import type { DocumentsService } from '../documents/service';
+import { enqueueFileDeletions } from '../documents/deletions';
 import { deleteCustomerDocuments } from '../documents/repository';
 import * as repo from './repository';
 
@@ -54,14 +55,16 @@ export class CustomersService {
     return toCustomer(row);
   }
 
-  /** Deletes the customer and its documents in one transaction, then their stored files. */
+  /** Deletes the customer and its documents, queueing their stored files, in one transaction; then the files. */
   async remove(id: number): Promise<void> {
-    const documents = await this.deps.db.transaction(async (tx) => {
+    const { documents } = this.deps;
+    const queued = await this.deps.db.transaction(async (tx) => {
       if (!(await repo.lockCustomer(tx, id))) throw customerNotFound(id);
       const rows = await deleteCustomerDocuments(tx, id);
+      const ids = await enqueueFileDeletions(tx, documents.storedFilesOf(rows));
       await repo.deleteCustomer(tx, id);
-      return rows;
+      return ids;
     });
-    await this.deps.documents.removeStoredFiles(documents);
+    documents.removeSoon(queued);
   }
 }

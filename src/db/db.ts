@@ -25,6 +25,8 @@ export interface Db extends Session {
    * have the data directory open. Released when fn settles, and by Postgres when the holder's connection dies.
    */
   withLock<T>(name: string, fn: (session: Session) => Promise<T>): Promise<T>;
+  /** As withLock, but when another holder has the lock, returns undefined at once instead of waiting. */
+  tryWithLock<T>(name: string, fn: (session: Session) => Promise<T>): Promise<T | undefined>;
   /** Answers whether the database responds within timeoutMs. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;

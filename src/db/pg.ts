@@ -1,17 +1,20 @@
 import pg from 'pg';
 import { DatabaseUnavailableError } from '../errors';
 import type { Db, Queryable, Row, Session } from './db';
+import { within } from '../timeout';
 
 // SQLSTATE classes and Node errors that mean "the database is not there", as opposed to a bad statement.
 const UNAVAILABLE_SQLSTATES = /^(08|57P0[123]|53300)/;
 const UNAVAILABLE_SYSCALLS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN']);
 
 export function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
+  // Duck-typed, not `instanceof Error`: errors from node's own modules can come from another realm (a VM context).
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, message } = err as { code?: unknown; message?: unknown };
   if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.test(code) || UNAVAILABLE_SYSCALLS.has(code))) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|connection error|Client was closed|Cannot use a pool after calling end/i.test(
-    err.message,
+  return (
+    typeof message === 'string' &&
+    /Connection terminated|timeout exceeded when trying to connect|connection error|Client was closed|Cannot use a pool after calling end/i.test(message)
   );
 }
 
@@ -19,7 +22,12 @@ function translate(err: unknown): never {
   throw isUnavailable(err) ? new DatabaseUnavailableError(err) : err;
 }
 
-function queryable(client: pg.Pool | pg.PoolClient): Queryable {
+/** For a failed connect: nothing was sent, so nothing can have taken effect. */
+function translateConnect(err: unknown): never {
+  throw isUnavailable(err) ? new DatabaseUnavailableError(err, { maybeApplied: false }) : err;
+}
+
+function queryable(client: pg.PoolClient): Queryable {
   return {
     async query<T = Row>(sql: string, params?: readonly unknown[]) {
       const res = await client.query(sql, params as unknown[] | undefined).catch(translate);
@@ -61,14 +69,21 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
   pool.on('error', (err) => options.onError?.(err));
 
   async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect().catch(translate);
+    const client = await pool.connect().catch(translateConnect);
     let broken: Error | undefined;
+    // The pool listens for errors only while a client is idle; a connection that breaks while checked out would
+    // emit 'error' with no listener and take the process down. The query under way rejects on its own.
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       return await fn(client);
     } catch (err) {
       if (err instanceof DatabaseUnavailableError) broken = err;
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -77,23 +92,30 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     return { ...queryable(client), transaction: (fn) => inTransaction(client, fn) };
   }
 
+  async function locked<T>(name: string, fn: (session: Session) => Promise<T>, wait: boolean): Promise<T | undefined> {
+    return withClient(async (client) => {
+      const s = session(client);
+      // If this process dies while holding the lock, its backend must notice and end (releasing the lock), even
+      // in the middle of a long statement; otherwise every later instance waits for it. Postgres 14+ only.
+      await s.exec("SET client_connection_check_interval = '5s'").catch(() => undefined);
+      if (!(await acquireAdvisoryLock(s, name, wait))) return undefined;
+      try {
+        return await fn(s);
+      } finally {
+        await s.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => undefined);
+      }
+    });
+  }
+
   return {
     kind: 'postgres',
-    ...queryable(pool),
+    // Through withClient rather than pool.query, so a failure to connect is told apart from one after sending.
+    query: (sql, params) => withClient((client) => queryable(client).query(sql, params)),
+    exec: (sql) => withClient((client) => queryable(client).exec(sql)),
     transaction: (fn) => withClient((client) => inTransaction(client, fn)),
-    withLock: (name, fn) =>
-      withClient(async (client) => {
-        const s = session(client);
-        // If this process dies while holding the lock, its backend must notice and end (releasing the lock), even
-        // in the middle of a long statement; otherwise every later instance waits for it. Postgres 14+ only.
-        await s.exec("SET client_connection_check_interval = '5s'").catch(() => undefined);
-        await acquireAdvisoryLock(s, name);
-        try {
-          return await fn(s);
-        } finally {
-          await s.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => undefined);
-        }
-      }),
+    // Waiting, locked() only returns once it holds the lock and fn has run.
+    withLock: <T>(name: string, fn: (session: Session) => Promise<T>) => locked(name, fn, true) as Promise<T>,
+    tryWithLock: (name, fn) => locked(name, fn, false),
     ping: (timeoutMs) => ping(() => pool.query('SELECT 1'), timeoutMs),
     close: () => pool.end(),
   };
@@ -104,25 +126,18 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
  * pg_advisory_lock has a transaction open, and CREATE INDEX CONCURRENTLY in the lock holder waits for every open
  * transaction to finish. Blocking there deadlocks two instances that start at once; polling never holds one open.
  */
-async function acquireAdvisoryLock(session: Session, name: string): Promise<void> {
+async function acquireAdvisoryLock(session: Session, name: string, wait: boolean): Promise<boolean> {
   for (;;) {
     const [row] = await session.query<{ locked: boolean }>(
       'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
       [name],
     );
-    if (row.locked) return;
+    if (row.locked || !wait) return row.locked;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
-export async function ping(probe: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([probe().then(() => true, () => false), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Whether `probe` succeeds within timeoutMs (for Db.ping). Never throws. */
+export function ping(probe: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  return within(probe().then(() => true), timeoutMs, false);
 }

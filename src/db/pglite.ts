@@ -1,4 +1,6 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import lockfile from 'proper-lockfile';
 import { DatabaseUnavailableError } from '../errors';
@@ -7,7 +9,7 @@ import { ping } from './pg';
 
 function translate(err: unknown): never {
   // PGlite runs in this process: the only way for it to be unreachable is to have been closed.
-  if (err instanceof Error && /PGlite is clos/.test(err.message)) throw new DatabaseUnavailableError(err);
+  if (err instanceof Error && /PGlite is clos/.test(err.message)) throw new DatabaseUnavailableError(err, { maybeApplied: false });
   throw err;
 }
 
@@ -30,29 +32,87 @@ function queryable(target: PGlite | Transaction): Queryable {
  */
 export async function createPgliteDb(
   dataDir?: string,
-  { onError, lockRetries = 20 }: { onError?: (err: Error) => void; lockRetries?: number } = {},
+  { onError, lockRetries = 40 }: { onError?: (err: Error) => void; lockRetries?: number } = {},
 ): Promise<Db> {
   if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir));
   await fs.mkdir(dataDir, { recursive: true });
-  const release = await lockfile
-    .lock(dataDir, {
-      // Refreshed every 5 s; a lock left by a process that died is taken over once 30 s old.
-      stale: 30_000,
-      update: 5_000,
-      // An old instance still shutting down gets that long to let go.
-      retries: { retries: lockRetries, minTimeout: 1_000, maxTimeout: 2_000 },
-      onCompromised: (err) => onError?.(err),
-    })
-    .catch((err) => {
-      throw new Error(`PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time`, {
-        cause: err,
+  let release: () => Promise<void>;
+  for (let attempt = 0; ; attempt++) {
+    await releaseIfOwnerDied(dataDir);
+    try {
+      release = await lockfile.lock(dataDir, {
+        // Refreshed every LOCK_UPDATE_MS; a lock left by a process that died is taken over once stale.
+        stale: LOCK_STALE_MS,
+        update: LOCK_UPDATE_MS,
+        retries: 0,
+        onCompromised: (err) => onError?.(err),
       });
-    });
-  try {
-    return wrapPglite(await PGlite.create(dataDir), release);
-  } catch (err) {
+      break;
+    } catch (err) {
+      // An old instance still shutting down gets lockRetries seconds to let go.
+      if ((err as { code?: string }).code !== 'ELOCKED' || attempt >= lockRetries) {
+        throw new Error(`PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time`, {
+          cause: err,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+  heldHere.add(dataDir);
+  await fs.writeFile(ownerFile(dataDir), JSON.stringify({ pid: process.pid, hostname: os.hostname() }));
+  const unlock = async () => {
+    // Gone before the lock is: an owner file left behind always names a process that crashed.
+    await fs.rm(ownerFile(dataDir), { force: true });
+    heldHere.delete(dataDir);
     await release();
+  };
+  try {
+    return wrapPglite(await PGlite.create(dataDir), unlock);
+  } catch (err) {
+    await unlock();
     throw err;
+  }
+}
+
+const LOCK_STALE_MS = 30_000;
+const LOCK_UPDATE_MS = 5_000;
+/** A live holder refreshes its lock every LOCK_UPDATE_MS; one not refreshed for this long has stopped doing so. */
+const UNREFRESHED_MS = LOCK_UPDATE_MS + 2_000;
+
+/** Data directories this process holds open: their owner file names this very process, and that is no crash. */
+const heldHere = new Set<string>();
+
+const ownerFile = (dataDir: string) => path.join(dataDir, 'document-store.owner.json');
+
+/**
+ * A process killed while it held the data directory (a crash, an OOM kill) leaves its lock behind, which would
+ * hold up the restart until the lock goes stale (30 s). The holder's pid is recorded beside the data: when that
+ * process is gone from this machine (or is this very process, restarted with the same pid, as PID 1 in a
+ * container) and its lock has not been refreshed for UNREFRESHED_MS, the lock is released. A holder on another
+ * machine is waited for until its lock is stale.
+ */
+async function releaseIfOwnerDied(dataDir: string): Promise<void> {
+  // Both must hold: the lock is no longer refreshed, and its owner's pid is gone (a pid alone can mislead across
+  // pid namespaces, and the owner file of a crashed holder is still there for a moment after a new one locks).
+  const lock = await fs.stat(`${dataDir}.lock`).catch(() => undefined);
+  if (!lock || Date.now() - lock.mtimeMs < UNREFRESHED_MS) return;
+  let owner: { pid?: unknown; hostname?: unknown };
+  try {
+    owner = JSON.parse(await fs.readFile(ownerFile(dataDir), 'utf8'));
+  } catch {
+    return;
+  }
+  if (owner.hostname !== os.hostname() || typeof owner.pid !== 'number') return;
+  if (owner.pid === process.pid ? heldHere.has(dataDir) : isAlive(owner.pid)) return;
+  await fs.rm(`${dataDir}.lock`, { recursive: true, force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, owned by another user
   }
 }
 
@@ -61,6 +121,11 @@ function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
   // process is a lock for every user of the database. pg_advisory_lock would not do: within one session it is
   // re-entrant, and every caller here shares that session.
   const locks = new Map<string, Mutex>();
+  const lockNamed = (name: string) => {
+    let lock = locks.get(name);
+    if (!lock) locks.set(name, (lock = new Mutex()));
+    return lock;
+  };
   const session: Session = {
     ...queryable(pglite),
     // PGlite's query() waits while a transaction holds its connection, so concurrent requests never see each
@@ -70,10 +135,10 @@ function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
   return {
     kind: 'pglite',
     ...session,
-    withLock: async (name, fn) => {
-      let lock = locks.get(name);
-      if (!lock) locks.set(name, (lock = new Mutex()));
-      return lock.runExclusive(() => fn(session));
+    withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session)),
+    tryWithLock: async (name, fn) => {
+      const lock = lockNamed(name);
+      return lock.isLocked() ? undefined : lock.runExclusive(() => fn(session));
     },
     ping: (timeoutMs) => ping(() => pglite.query('SELECT 1'), timeoutMs),
     close: async () => {

@@ -12,6 +12,7 @@ export interface DocumentRow {
   file_type: string | null;
   stored_file_name: string | null;
   storage: StorageName;
+  pending_storage: StorageName | null;
   sha256: string | null;
   size: number | string | null;
   category: string | null;
@@ -29,6 +30,8 @@ export interface Document {
   size: number | null;
   sha256: string | null;
   storage: StorageName;
+  /** 's3' while a document kept on local disk during an S3 outage waits for the background job to move it. */
+  pendingStorage: StorageName | null;
   category: string | null;
   description: string | null;
   uploadedAt: Date | null;
@@ -45,6 +48,7 @@ export function toDocument(row: DocumentRow): Document {
     size: row.size === null ? null : Number(row.size),
     sha256: row.sha256,
     storage: row.storage,
+    pendingStorage: row.pending_storage ?? null,
     category: row.category,
     description: row.description,
     uploadedAt: row.uploaded_at,
@@ -69,6 +73,32 @@ export function mimeTypeOf(row: Pick<DocumentRow, 'file_type' | 'file_name'>): s
 export function storageKeyOf(row: Pick<DocumentRow, 'storage' | 'file_path' | 'stored_file_name'>): string | undefined {
   if (row.storage === 's3') return row.file_path;
   return row.stored_file_name ?? undefined;
+}
+
+/** The S3 key of a document's file: under the prefix and the customer, by its stored name. */
+export function s3KeyFor(prefix: string | undefined, customerId: number, storedFileName: string): string {
+  return [prefix, String(customerId), storedFileName].filter(Boolean).join('/');
+}
+
+/**
+ * Every place a deleted row's bytes may be. A document waiting to move to S3 may already have its copy there (the
+ * sync job copies before it switches the row), so that key goes too; removing a key that is not there is a no-op.
+ */
+export function storedFilesOf(row: DocumentRow, s3Prefix: string | undefined): FileToRemove[] {
+  const key = storageKeyOf(row);
+  if (!key) return [];
+  const files: FileToRemove[] = [{ storage: row.storage, key, storedFileName: row.stored_file_name, documentId: row.id }];
+  if (row.pending_storage === 's3' && row.stored_file_name) {
+    files.push({ storage: 's3', key: s3KeyFor(s3Prefix, row.customer_id, row.stored_file_name), storedFileName: row.stored_file_name, documentId: row.id });
+  }
+  return files;
+}
+
+export interface FileToRemove {
+  storage: StorageName;
+  key: string;
+  storedFileName: string | null;
+  documentId: number | null;
 }
 
 /**

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import bytes from 'bytes';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
+import { Digest } from './digest';
 import { contentMatchesType, SNIFF_BYTES } from './file-types';
 
 /**
@@ -10,10 +10,7 @@ import { contentMatchesType, SNIFF_BYTES } from './file-types';
  * before any of it is passed on, and fails the moment the upload passes the size limit or turns out empty.
  * A failure here errors the stream, which makes the driver discard everything it received.
  */
-export class UploadInspector extends Transform {
-  /** Not `size`: lib-storage reads a body's `size` as its total length, as it would a Blob's. */
-  byteCount = 0;
-  private readonly hash = createHash('sha256');
+export class UploadInspector extends Digest {
   private head: Buffer[] | undefined = [];
   private headBytes = 0;
 
@@ -24,17 +21,11 @@ export class UploadInspector extends Transform {
     super();
   }
 
-  /** The hex SHA-256 of everything that passed; read once, after the stream has ended. */
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.byteCount += chunk.length;
-    if (this.byteCount > this.maxBytes) {
+    if (this.byteCount + chunk.length > this.maxBytes) {
       return done(new PayloadTooLargeError(`The file is larger than the ${bytes.format(this.maxBytes)} allowed`));
     }
-    this.hash.update(chunk);
+    this.record(chunk);
     if (!this.head) return done(null, chunk);
     this.head.push(chunk);
     this.headBytes += chunk.length;

@@ -9,7 +9,7 @@ import type { DocumentRow } from './document';
  */
 const COLUMNS = `id, customer_id, file_name, file_path, file_type,
   COALESCE(stored_file_name, crm_file_basename(file_path)) AS stored_file_name,
-  storage, sha256, COALESCE(size_bytes, file_size) AS size, category, description, uploaded_at`;
+  storage, pending_storage, sha256, COALESCE(size_bytes, file_size) AS size, category, description, uploaded_at`;
 
 // Matches customer_documents_customer_uploaded_idx, so a customer's listing is one index range scan.
 const NEWEST_FIRST = 'ORDER BY uploaded_at DESC NULLS LAST, id DESC';
@@ -37,6 +37,8 @@ export interface NewDocument {
   size: number;
   storedFileName: string;
   storage: StorageName;
+  /** Set when the upload was kept on local disk because S3 failed: the store it is to move to. */
+  pendingStorage: StorageName | null;
   sha256: string;
   category: string | null;
   description: string | null;
@@ -47,9 +49,9 @@ const INT4_MAX = 2_147_483_647;
 export async function insertDocument(q: Queryable, doc: NewDocument): Promise<DocumentRow> {
   const [row] = await q.query<DocumentRow>(
     `INSERT INTO customer_documents
-       (customer_id, file_name, file_path, file_type, file_size, size_bytes, stored_file_name, storage, sha256,
-        category, description)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+       (customer_id, file_name, file_path, file_type, file_size, size_bytes, stored_file_name, storage,
+        pending_storage, sha256, category, description)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      RETURNING ${COLUMNS}`,
     [
       doc.customerId,
@@ -61,6 +63,7 @@ export async function insertDocument(q: Queryable, doc: NewDocument): Promise<Do
       doc.size,
       doc.storedFileName,
       doc.storage,
+      doc.pendingStorage,
       doc.sha256,
       doc.category,
       doc.description,
@@ -92,6 +95,42 @@ export async function isStoredFileReferenced(q: Queryable, storage: StorageName,
   const rows = await q.query(
     'SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND storage = $2 LIMIT 1',
     [storedFileName, storage],
+  );
+  return rows.length > 0;
+}
+
+/** Documents waiting to move to `storage`, in id order after `afterId`: the sync job's work list, in pages. */
+export function listPendingMoves(q: Queryable, storage: StorageName, afterId: number, limit: number): Promise<DocumentRow[]> {
+  return q.query<DocumentRow>(
+    `SELECT ${COLUMNS} FROM customer_documents WHERE pending_storage = $1 AND id > $2 ORDER BY id LIMIT $3`,
+    [storage, afterId, limit],
+  );
+}
+
+/** Documents stored on local disk, in id order after `afterId`: storage:migrate's work list, in pages. */
+export function listLocalDocuments(q: Queryable, afterId: number, limit: number): Promise<DocumentRow[]> {
+  return q.query<DocumentRow>(
+    `SELECT ${COLUMNS} FROM customer_documents WHERE storage = 'local' AND id > $1 ORDER BY id LIMIT $2`,
+    [afterId, limit],
+  );
+}
+
+/**
+ * Points a local document at its checked copy on S3, filling in the sha256 and size of rows from before this
+ * service. Changes nothing (and answers false) when the row is gone or already moved by someone else meanwhile.
+ */
+export async function switchToS3(
+  q: Queryable,
+  id: number,
+  key: string,
+  checked: { size: number; sha256: string },
+): Promise<boolean> {
+  const rows = await q.query(
+    `UPDATE customer_documents
+        SET storage = 's3', file_path = $2, pending_storage = NULL,
+            sha256 = COALESCE(sha256, $3), size_bytes = COALESCE(size_bytes, $4)
+      WHERE id = $1 AND storage = 'local' RETURNING id`,
+    [id, key, checked.sha256, checked.size],
   );
   return rows.length > 0;
 }

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Config } from '../config';
+import type { Metrics } from '../metrics';
 import { BadRequestError } from '../errors';
 import { parseId } from '../http/params';
 import { sendFile } from '../http/send-file';
@@ -9,7 +10,7 @@ import type { DocumentsService, StoredUpload } from './service';
 import { uploadMiddleware } from './upload';
 
 /** Mounted at /api/customers/:customerId/documents. */
-export function documentsRouter(documents: DocumentsService, config: Config): Router {
+export function documentsRouter(documents: DocumentsService, config: Config, metrics: Metrics): Router {
   const router = Router({ mergeParams: true });
   const allowedTypes = new Set(config.uploads.allowedTypes);
   const customerOf = (params: Record<string, unknown>) => parseId(params.customerId, 'customer');
@@ -33,6 +34,7 @@ export function documentsRouter(documents: DocumentsService, config: Config): Ro
         throw new BadRequestError('FILE_REQUIRED', 'Send the document as multipart/form-data, in the form field "file"');
       }
       const document = await documents.create(customerOf(req.params), stored, req.body ?? {});
+      metrics.uploadedBytes.inc({ storage: document.storage }, stored.size);
       res.status(201).location(`${req.baseUrl}/${document.id}`).json(document);
     },
   );
@@ -51,7 +53,8 @@ export function documentsRouter(documents: DocumentsService, config: Config): Ro
         etag: etagOf(row),
         disposition: inline && isInlineSafe(mimeType) ? ('inline' as const) : ('attachment' as const),
       };
-      await sendFile(req, res, file, (range) => documents.open(row, range));
+      const sent = await sendFile(req, res, file, (range) => documents.open(row, range));
+      if (sent > 0) metrics.downloadedBytes.inc({ storage: row.storage }, sent);
     });
   }
 

@@ -3,20 +3,25 @@ import { pipeline } from 'node:stream';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config, StorageName } from '../config';
 import type { Db } from '../db';
-import { BadRequestError, customerNotFound, documentNotFound, UnsupportedMediaTypeError } from '../errors';
+import { customerNotFound, DatabaseUnavailableError, documentNotFound, UnsupportedMediaTypeError } from '../errors';
 import type { Logger } from '../logger';
 import { findCustomer } from '../customers/repository';
 import { type ByteRange, InvalidKeyError, type Storage, StorageNotFoundError, type StoredObject } from '../storage';
-import { type Document, type DocumentRow, storageKeyOf, toDocument } from './document';
+import type { Tasks } from '../tasks';
+import { enqueueFileDeletions, type FileDeletions } from './deletions';
+import { type Document, type DocumentRow, s3KeyFor, storageKeyOf, storedFilesOf, toDocument } from './document';
+import { textField } from './fields';
 import { cleanFileName, storedExtension } from './file-name';
 import { resolveMimeType } from './file-types';
 import { UploadInspector } from './inspect';
+import { placeUpload } from './placement';
 import * as repo from './repository';
 
 /** An upload that is stored but has no row yet. */
 export interface StoredUpload {
   readonly key: string;
   readonly storage: StorageName;
+  readonly pendingStorage: StorageName | null;
   readonly storedFileName: string;
   readonly fileName: string;
   readonly mimeType: string;
@@ -29,12 +34,14 @@ export interface DocumentsServiceDeps {
   storage: Storage;
   config: Config;
   logger: Logger;
+  deletions: FileDeletions;
+  tasks: Tasks;
 }
-
-const FIELD_LIMITS = { category: 100, description: 2000 } as const;
 
 export class DocumentsService {
   private readonly allowedTypes: ReadonlySet<string>;
+  /** Stored uploads whose row may or may not exist: the connection broke during their INSERT. */
+  private readonly unconfirmed: StoredUpload[] = [];
 
   constructor(private readonly deps: DocumentsServiceDeps) {
     this.allowedTypes = new Set(deps.config.uploads.allowedTypes);
@@ -42,6 +49,14 @@ export class DocumentsService {
 
   async requireCustomer(customerId: number): Promise<void> {
     if (!(await findCustomer(this.deps.db, customerId))) throw customerNotFound(customerId);
+  }
+
+  /** How many documents wait to move to another store (kept on local disk during an S3 outage). */
+  async pendingMoves(): Promise<number> {
+    const [row] = await this.deps.db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM customer_documents WHERE pending_storage IS NOT NULL',
+    );
+    return Number(row.n);
   }
 
   async list(customerId: number): Promise<Document[]> {
@@ -60,26 +75,36 @@ export class DocumentsService {
    * Streams an upload into the primary store under a new server-made name, checking it on the way (type, size,
    * content), and returns what the row needs. On any failure nothing of it is kept.
    */
-  async store(customerId: number, upload: { stream: Readable; fileName?: string; declaredType?: string }): Promise<StoredUpload> {
+  store(customerId: number, upload: { stream: Readable; fileName?: string; declaredType?: string }): Promise<StoredUpload> {
+    return this.deps.tasks.track(this.storeUpload(customerId, upload));
+  }
+
+  private async storeUpload(customerId: number, upload: { stream: Readable; fileName?: string; declaredType?: string }): Promise<StoredUpload> {
     const fileName = cleanFileName(upload.fileName);
     const mimeType = resolveMimeType(upload.declaredType, fileName);
     if (!this.allowedTypes.has(mimeType)) {
       throw new UnsupportedMediaTypeError('FILE_TYPE_NOT_ALLOWED', `Files of type ${mimeType} are not accepted`);
     }
     const storedFileName = `${uuidv7()}${storedExtension(fileName)}`;
-    const driver = this.deps.storage.primary;
-    const key = driver.name === 's3' ? this.s3Key(customerId, storedFileName) : storedFileName;
-
     const inspector = new UploadInspector(mimeType, this.deps.config.uploads.maxBytes);
     // Errors either way: a failed check stops the request stream, a dropped request fails the inspector,
-    // and the driver sees the failure through the inspector and discards what it stored.
+    // and the stores see the failure through the inspector and discard what they received.
     pipeline(upload.stream, inspector, () => undefined);
-    await driver.put(key, inspector, { contentType: mimeType });
-    return { key, storage: driver.name, storedFileName, fileName, mimeType, size: inspector.byteCount, sha256: inspector.digest() };
+    const placed = await placeUpload(
+      this.deps.storage,
+      inspector,
+      { storedFileName, s3Key: this.s3Key(customerId, storedFileName), contentType: mimeType },
+      { fallback: this.deps.config.reliability.s3Fallback, logger: this.deps.logger },
+    );
+    return { ...placed, storedFileName, fileName, mimeType, size: inspector.byteCount, sha256: inspector.digest() };
   }
 
   /** Records a stored upload as a document. When that fails the stored file is removed, so none is orphaned. */
-  async create(customerId: number, stored: StoredUpload, fields: Record<string, unknown>): Promise<Document> {
+  create(customerId: number, stored: StoredUpload, fields: Record<string, unknown>): Promise<Document> {
+    return this.deps.tasks.track(this.record(customerId, stored, fields));
+  }
+
+  private async record(customerId: number, stored: StoredUpload, fields: Record<string, unknown>): Promise<Document> {
     try {
       const row = await repo.insertDocument(this.deps.db, {
         customerId,
@@ -89,17 +114,48 @@ export class DocumentsService {
         size: stored.size,
         storedFileName: stored.storedFileName,
         storage: stored.storage,
+        pendingStorage: stored.pendingStorage,
         sha256: stored.sha256,
         category: textField(fields, 'category'),
         description: textField(fields, 'description'),
       });
       return toDocument(row);
     } catch (err) {
+      if (err instanceof DatabaseUnavailableError && err.maybeApplied) {
+        // The INSERT may have committed before the connection broke: removing the file now could leave a row
+        // without it. It is removed once the database answers and no row names it (settleUnconfirmed).
+        this.unconfirmed.push(stored);
+        this.deps.logger.warn({ storage: stored.storage, key: stored.key }, 'an upload may or may not have been recorded; its file is kept until the database tells');
+        throw err;
+      }
       await this.discard(stored);
       // 23503: the customer was deleted while the file was uploading.
       if ((err as { code?: string }).code === '23503') throw customerNotFound(customerId);
       throw err;
     }
+  }
+
+  /**
+   * Settles uploads whose INSERT had an unknown outcome: a file that a row names is kept, any other is removed.
+   * Those still unknown (the database still away) wait for the next run. Held in memory: after a crash such a file
+   * is an orphan, never served, as after any crash between storing a file and recording it.
+   */
+  async settleUnconfirmed(): Promise<{ kept: number; removed: number }> {
+    let kept = 0;
+    let removed = 0;
+    for (const stored of this.unconfirmed.splice(0)) {
+      try {
+        if (await repo.isStoredFileReferenced(this.deps.db, stored.storage, stored.storedFileName)) {
+          kept++;
+        } else {
+          await this.discard(stored);
+          removed++;
+        }
+      } catch {
+        this.unconfirmed.push(stored);
+      }
+    }
+    return { kept, removed };
   }
 
   /** Removes a stored upload that has no row. A failure is logged with the key, so the orphan can be found. */
@@ -111,65 +167,63 @@ export class DocumentsService {
     }
   }
 
-  /** Opens a document's bytes, whole or one range. */
+  /**
+   * Opens a document's bytes, whole or one range. A row read just before the sync job moved its file to S3 names
+   * the local copy the job then removes: when the file is missing, the row is read again and a new location tried.
+   */
   async open(row: DocumentRow, range?: ByteRange): Promise<StoredObject> {
+    try {
+      return await this.openAt(row, range);
+    } catch (err) {
+      if (!(err instanceof StorageNotFoundError)) throw err;
+      const now = await repo.findDocument(this.deps.db, row.customer_id, row.id);
+      if (!now || (now.storage === row.storage && storageKeyOf(now) === storageKeyOf(row))) {
+        // A row naming no file, or one no driver may read, is as missing as a file that is gone.
+        this.deps.logger.warn({ documentId: row.id, storage: row.storage, key: storageKeyOf(row) }, 'the file of a document is missing');
+        throw err;
+      }
+      return this.openAt(now, range);
+    }
+  }
+
+  private async openAt(row: DocumentRow, range?: ByteRange): Promise<StoredObject> {
     const key = storageKeyOf(row);
     try {
       if (!key) throw new StorageNotFoundError('');
       return await this.deps.storage.driver(row.storage).get(key, range);
     } catch (err) {
-      if (!(err instanceof StorageNotFoundError || err instanceof InvalidKeyError)) throw err;
-      // A row naming no file, or one no driver may read, is as missing as a file that is gone.
-      this.deps.logger.warn({ documentId: row.id, storage: row.storage, key }, 'the file of a document is missing');
-      throw err instanceof StorageNotFoundError ? err : new StorageNotFoundError(key ?? '', { cause: err });
+      if (err instanceof InvalidKeyError) throw new StorageNotFoundError(key ?? '', { cause: err });
+      throw err;
     }
-  }
-
-  async remove(customerId: number, id: number): Promise<void> {
-    const row = await repo.deleteDocument(this.deps.db, customerId, id);
-    if (!row) {
-      await this.requireCustomer(customerId);
-      throw documentNotFound(id);
-    }
-    await this.removeStoredFiles([row]);
   }
 
   /**
-   * Removes the stored files of rows already deleted, unless another row still names the same file. A store
-   * that fails leaves the file behind, logged; the row is gone either way, so no document points to nothing.
+   * Deletes the row and queues its stored file in one transaction, then removes the file without keeping the
+   * client waiting: a store that fails or hangs leaves the file queued for the background job, never a stranded file.
    */
-  async removeStoredFiles(rows: readonly DocumentRow[]): Promise<void> {
-    const queue = [...rows];
-    const worker = async () => {
-      for (let row = queue.shift(); row; row = queue.shift()) {
-        const key = storageKeyOf(row);
-        if (!key || !row.stored_file_name) continue;
-        try {
-          if (await repo.isStoredFileReferenced(this.deps.db, row.storage, row.stored_file_name)) continue;
-          await this.deps.storage.driver(row.storage).delete(key);
-        } catch (err) {
-          this.deps.logger.error({ err, documentId: row.id, storage: row.storage, key }, 'could not remove the file of a deleted document');
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(8, rows.length) }, worker));
+  async remove(customerId: number, id: number): Promise<void> {
+    const queued = await this.deps.db.transaction(async (tx) => {
+      const row = await repo.deleteDocument(tx, customerId, id);
+      return row && enqueueFileDeletions(tx, this.storedFilesOf([row]));
+    });
+    if (!queued) {
+      await this.requireCustomer(customerId);
+      throw documentNotFound(id);
+    }
+    this.removeSoon(queued);
+  }
+
+  /** The stored files of deleted rows, to queue in the transaction that deletes them. */
+  storedFilesOf(rows: readonly DocumentRow[]) {
+    return rows.flatMap((row) => storedFilesOf(row, this.deps.config.storage.s3?.prefix));
+  }
+
+  /** Removes queued files after their rows' transaction committed, in the background. */
+  removeSoon(queueIds: readonly string[]): void {
+    if (queueIds.length > 0) this.deps.tasks.run(() => this.deps.deletions.run(queueIds));
   }
 
   private s3Key(customerId: number, storedFileName: string): string {
-    const prefix = this.deps.config.storage.s3?.prefix;
-    return [prefix, String(customerId), storedFileName].filter(Boolean).join('/');
+    return s3KeyFor(this.deps.config.storage.s3?.prefix, customerId, storedFileName);
   }
-}
-
-function textField(fields: Record<string, unknown>, name: keyof typeof FIELD_LIMITS): string | null {
-  const value = fields[name];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'string') throw new BadRequestError('INVALID_FIELD', `${name} must be a single text value`);
-  const text = value.trim();
-  // Postgres text cannot hold NUL; refused here, it is the client's mistake rather than a failed insert.
-  if (text.includes('\u0000')) throw new BadRequestError('INVALID_FIELD', `${name} must not contain NUL characters`);
-  if (text.length > FIELD_LIMITS[name]) {
-    throw new BadRequestError('INVALID_FIELD', `${name} must be at most ${FIELD_LIMITS[name]} characters`);
-  }
-  return text || null;
 }

@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import multer from 'multer';
 import bytes from 'bytes';
 import { AppError, BadRequestError, PayloadTooLargeError } from '../errors';
@@ -8,14 +8,21 @@ import type { DocumentsService, StoredUpload } from './service';
 /** Room for the multipart framing and the text fields around the file, when judging Content-Length up front. */
 const MULTIPART_ALLOWANCE = 1024 * 1024;
 
+
 /**
  * multer, with a storage engine that streams the file through DocumentsService.store into the storage driver:
  * nothing is buffered whole, in memory or on disk. The stored upload's fields land on req.file.
  */
 export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
   const storing = new WeakMap<object, Promise<unknown>>();
+  const refuse = new WeakMap<object, (err: unknown) => void>();
   const engine: multer.StorageEngine = {
     _handleFile(req, file, done) {
+      // The file stream fails the moment the upload is refused (over the limit, wrong content, client gone, store
+      // down). multer then starts reading the rest of the body to throw it away, and answers only after the last
+      // byte: a client sending gigabytes past the limit would keep the server reading them. Stop reading instead;
+      // the answer goes out once the store has discarded what it received (below).
+      file.stream.once('error', () => stopReading(req, req.res!));
       // Inside the promise: a throw here would escape into busboy's event handler and take the process down.
       const stored = (async () =>
         documents.store(parseId(req.params.customerId, 'customer'), {
@@ -24,7 +31,13 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
           declaredType: file.mimetype,
         }))();
       storing.set(req, stored.catch(() => undefined));
-      stored.then((s) => done(null, s as Partial<Express.Multer.File>), done);
+      stored.then(
+        (s) => done(null, s as Partial<Express.Multer.File>),
+        (err) => {
+          done(err);
+          refuse.get(req)?.(err);
+        },
+      );
     },
     // multer calls this for a file it stored before the request failed (a second file, a bad field after it).
     _removeFile(_req, file, done) {
@@ -36,7 +49,9 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     storage: engine,
     // Browsers send file names as raw UTF-8 in the part header; busboy's default reads them as latin1.
     defParamCharset: 'utf8',
-    limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 16 * 1024, parts: 12, headerPairs: 50 },
+    // One byte over the limit, so the inspector sees the file cross it (and refuses at once) before busboy
+    // would truncate it there.
+    limits: { fileSize: maxBytes + 1, files: 1, fields: 10, fieldSize: 16 * 1024, parts: 12, headerPairs: 50 },
   }).single('file');
 
   return (req, res, next) => {
@@ -45,13 +60,38 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     if (announced > maxBytes + MULTIPART_ALLOWANCE) {
       return next(new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`));
     }
-    parse(req, res, async (err?: unknown) => {
+    let answered = false;
+    const answer = async (err?: unknown) => {
+      if (answered) return;
+      answered = true;
       // When the file stream fails (a body cut short), multer reports at once, not waiting for the engine; the
       // driver may still be discarding what it received. Answer only once it has, so an error means nothing kept.
       await storing.get(req);
       next(err ? toUploadError(err, maxBytes) : undefined);
+    };
+    // An upload the store refused is answered now, not when multer has read the rest of the body (it never will).
+    refuse.set(req, (err) => {
+      stopReading(req, res);
+      void answer(err);
     });
+    parse(req, res, answer);
   };
+}
+
+const stopped = new WeakSet<Request>();
+
+/**
+ * Stops reading a request whose body is refused: the kernel's buffers fill and the client stops sending. The
+ * answer goes out with Connection: close, after which Node closes the connection, unread rest and all.
+ */
+function stopReading(req: Request, res: Response): void {
+  if (req.complete || stopped.has(req)) return;
+  stopped.add(req);
+  req.unpipe();
+  req.removeAllListeners('data');
+  req.removeAllListeners('readable');
+  req.pause();
+  res.set('Connection', 'close');
 }
 
 const MULTER_MESSAGES: Record<string, string> = {

@@ -1,3 +1,4 @@
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type {} from 'pino-http'; // req.log
@@ -25,14 +26,14 @@ const cspFor = (file: FileToSend) =>
  * If-Range), one byte range per request (a multi-range request gets the whole file, as RFC 9110 allows), and a
  * response that is never cut short silently: when the store fails midway the connection is reset, so a client
  * that was promised Content-Length bytes sees the failure. X-Content-Type-Options: nosniff comes from app.ts,
- * which sets it on every response.
+ * which sets it on every response. Returns the bytes of the body handed to the connection (0 for 304 and HEAD).
  */
 export async function sendFile(
   req: Request,
   res: Response,
   file: FileToSend,
   open: (range?: ByteRange) => Promise<StoredObject>,
-): Promise<void> {
+): Promise<number> {
   res.set({
     ETag: file.etag,
     'Accept-Ranges': 'bytes',
@@ -42,16 +43,17 @@ export async function sendFile(
   });
   if (noneMatch(req.get('if-none-match'), file.etag)) {
     res.status(304).end();
-    return;
+    return 0;
   }
   const ifRange = req.get('if-range');
   const range = ifRange === undefined || ifRange === file.etag ? parseRange(req.get('range')) : undefined;
 
   const obj = await open(range);
+  const length = obj.range ? obj.range.end - obj.range.start + 1 : obj.size;
   try {
     res.status(obj.range ? 206 : 200).set({
       'Content-Type': file.mimeType,
-      'Content-Length': String(obj.range ? obj.range.end - obj.range.start + 1 : obj.size),
+      'Content-Length': String(length),
       'Content-Disposition': contentDisposition(file.disposition, file.fileName),
     });
     if (obj.range) res.set('Content-Range', `bytes ${obj.range.start}-${obj.range.end}/${obj.size}`);
@@ -63,15 +65,25 @@ export async function sendFile(
   if (req.method === 'HEAD') {
     obj.body.destroy();
     res.end();
-    return;
+    return 0;
   }
+  let sent = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      sent += chunk.length;
+      done(null, chunk);
+    },
+  });
   try {
-    await pipeline(obj.body, res);
+    await pipeline(obj.body, counted, res);
   } catch (err) {
-    // Headers are gone: the only honest signal left is to reset the connection.
+    // A client that closes the moment it has every byte can do so before the response reports 'finish': not a
+    // failure. Anything else, with the headers gone, can only be signalled by resetting the connection.
+    if (sent === length && (err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE') return sent;
     res.destroy(err as Error);
     if ((err as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') req.log?.warn({ err }, 'file response failed midway');
   }
+  return sent;
 }
 
 /** If-None-Match uses weak comparison (RFC 9110 13.1.2): W/"x" matches "x". */

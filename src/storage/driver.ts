@@ -45,6 +45,9 @@ export interface StorageDriver {
 
   /** Removes `key`. Does not throw when it is already missing. */
   delete(key: string): Promise<void>;
+
+  /** Resolves when the store can be reached and written to; StorageUnavailableError otherwise. For /ready. */
+  check(): Promise<void>;
 }
 
 export class StorageNotFoundError extends AppError {

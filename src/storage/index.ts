@@ -1,10 +1,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config, StorageName } from '../config';
+import type { Metrics } from '../metrics';
 import { type StorageDriver, StorageUnavailableError } from './driver';
 import { LocalDriver } from './local';
 import { createS3Client, S3Driver } from './s3';
 
 export * from './driver';
+export type { LocalDriver, StagedFile } from './local';
+export type { S3Driver } from './s3';
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
@@ -15,24 +18,40 @@ const MAX_PARTS = 10_000;
  */
 export interface Storage {
   readonly primary: StorageDriver;
+  /** The local driver, always there: files from before S3, and uploads kept on disk while S3 is down. */
+  readonly local: LocalDriver;
+  /** The S3 driver when S3 is configured. */
+  readonly s3?: S3Driver;
   /** The driver for files recorded under `name`; StorageUnavailableError when that store is not configured. */
   driver(name: StorageName): StorageDriver;
+  /** Releases the S3 client's sockets, when this module made the client. */
+  close(): void;
 }
 
-/** The one place that picks drivers. `s3Client` is injected by tests and tools; the app lets it be built here. */
-export function createStorage(config: Config, s3Client?: S3Client): Storage {
-  const local = new LocalDriver(config.storage.uploadDir);
+/**
+ * The one place that picks drivers. `s3Client` is injected by tests and tools; the app lets it be built here.
+ * With `metrics`, every driver call is timed and its failures counted.
+ */
+export function createStorage(config: Config, s3Client?: S3Client, { metrics }: { metrics?: Metrics } = {}): Storage {
+  const local = instrument(new LocalDriver(config.storage.uploadDir), metrics);
   const s3config = config.storage.s3;
-  const s3 = s3config
-    ? new S3Driver(s3Client ?? createS3Client(s3config), s3config.bucket, {
-        // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
-        partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
-        queueSize: 4,
-      })
+  const client = s3config ? (s3Client ?? createS3Client(s3config)) : undefined;
+  const s3 = s3config && client
+    ? instrument(
+        new S3Driver(client, s3config.bucket, {
+          // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
+          partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
+          queueSize: 4,
+          prefix: s3config.prefix,
+        }),
+        metrics,
+      )
     : undefined;
   const drivers: Partial<Record<StorageName, StorageDriver>> = { local, s3 };
   return {
     primary: config.storage.driver === 's3' && s3 ? s3 : local,
+    local,
+    s3,
     driver(name) {
       const driver = drivers[name];
       if (!driver) {
@@ -40,5 +59,32 @@ export function createStorage(config: Config, s3Client?: S3Client): Storage {
       }
       return driver;
     },
+    close() {
+      if (client && client !== s3Client) client.destroy();
+    },
   };
+}
+
+const OPERATIONS = ['put', 'get', 'stat', 'delete'] as const;
+
+/** Times the driver's calls in place (the instance keeps its own type and extra methods). */
+function instrument<T extends StorageDriver>(driver: T, metrics: Metrics | undefined): T {
+  if (!metrics) return driver;
+  for (const operation of OPERATIONS) {
+    const call = (driver[operation] as (...args: unknown[]) => Promise<unknown>).bind(driver);
+    (driver as unknown as Record<string, unknown>)[operation] = async (...args: unknown[]) => {
+      const started = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+      try {
+        const result = await call(...args);
+        metrics.observeStorage(driver.name, operation, seconds(), false);
+        return result;
+      } catch (err) {
+        // Only the store's own failures count as errors: a missing file or an upload the client dropped is not.
+        metrics.observeStorage(driver.name, operation, seconds(), err instanceof StorageUnavailableError);
+        throw err;
+      }
+    };
+  }
+  return driver;
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -23,6 +24,11 @@ import {
  */
 export const TEMP_DIR = '.tmp';
 
+export interface StagedFile {
+  commit(key: string): Promise<void>;
+  discard(): Promise<void>;
+}
+
 export class LocalDriver implements StorageDriver {
   readonly name = 'local' as const;
   private readonly root: string;
@@ -40,36 +46,85 @@ export class LocalDriver implements StorageDriver {
   }
 
   async put(key: string, body: Readable): Promise<void> {
+    const staged = await this.stage(body);
+    await staged.commit(key);
+  }
+
+  /**
+   * Writes `body` in full to a temporary file that no key reaches, not yet durable. `commit` makes it the object
+   * at a key (fsync, rename, fsync of the directory); `discard` removes it. Lets a caller keep an upload on disk
+   * only when another store fails (see documents/placement.ts). Rejects as put does, leaving nothing behind.
+   */
+  async stage(body: Readable): Promise<StagedFile> {
     const failure = new FirstFailure().watch('body', body);
-    const file = this.pathOf(key);
     const temp = path.join(this.root, TEMP_DIR, `${randomUUID()}.part`);
     try {
       await fs.mkdir(path.dirname(temp), { recursive: true });
-      await fs.mkdir(path.dirname(file), { recursive: true });
     } catch (err) {
       body.destroy();
       throw failure.errorOf('body') ?? new StorageUnavailableError(err);
     }
-    // flush: fsync before close, so a crash after the rename cannot leave a renamed but empty file.
-    const out = createWriteStream(temp, { flags: 'wx', flush: true });
+    const out = createWriteStream(temp, { flags: 'wx' });
     failure.watch('store', out);
     try {
       await pipeline(body, out);
     } catch (err) {
+      // A body that fails at once can beat the file's own opening, which then still creates it: wait for the
+      // stream to close (its open finished and undone) before removing what it may have created.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await fs.rm(temp, { force: true });
       throw failure.errorOf('body') ?? new StorageUnavailableError(err);
     }
+    return {
+      commit: (key) => this.commit(temp, key),
+      discard: () => fs.rm(temp, { force: true }),
+    };
+  }
+
+  private async commit(temp: string, key: string): Promise<void> {
     let renamed = false;
+    let file: string | undefined;
     try {
+      file = this.pathOf(key);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      // The bytes first, then the name: a crash after the rename cannot leave a renamed but empty file.
+      const handle = await fs.open(temp, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await fs.rename(temp, file);
       renamed = true;
       await fsyncDirectory(path.dirname(file));
     } catch (err) {
       // A file renamed into place but not made durable is not stored: take it back rather than report a failure
       // and leave it behind.
-      await fs.rm(renamed ? file : temp, { force: true });
-      throw new StorageUnavailableError(err);
+      await fs.rm(renamed && file ? file : temp, { force: true });
+      throw err instanceof InvalidKeyError ? err : new StorageUnavailableError(err);
     }
+  }
+
+  /**
+   * Removes temporary files untouched for `olderThanMs`: uploads cut off by a crash. An upload in progress writes
+   * its file continuously (a client that goes quiet is cut off after IDLE_TIMEOUT_MS), so its file is never that
+   * old, even when another instance shares the directory. Returns how many were removed.
+   */
+  async sweepTemporaryFiles(olderThanMs: number): Promise<number> {
+    const dir = path.join(this.root, TEMP_DIR);
+    const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw new StorageUnavailableError(err);
+    });
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(dir, name);
+      const stats = await fs.stat(file).catch(() => undefined);
+      if (!stats?.isFile() || Date.now() - stats.mtimeMs < olderThanMs) continue;
+      await fs.rm(file, { force: true });
+      removed++;
+    }
+    return removed;
   }
 
   async get(key: string, range?: ByteRange): Promise<StoredObject> {
@@ -98,6 +153,15 @@ export class LocalDriver implements StorageDriver {
     });
     if (!stats.isFile()) throw new StorageNotFoundError(key);
     return { size: stats.size };
+  }
+
+  async check(): Promise<void> {
+    try {
+      await fs.mkdir(this.root, { recursive: true });
+      await fs.access(this.root, fs.constants.W_OK);
+    } catch (err) {
+      throw new StorageUnavailableError(err);
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -3,11 +3,12 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { S3Config } from '../config';
+import { IDLE_TIMEOUT_MS, type S3Config } from '../config';
 import {
   assertValidKey,
   type ByteRange,
@@ -24,14 +25,21 @@ import {
 export function createS3Client(s3: S3Config): S3Client {
   const options: S3ClientConfig = {
     region: s3.region,
-    credentials: s3.credentials,
+    // A copy: the SDK writes into the credentials object it is given, and Config is frozen.
+    credentials: s3.credentials ? { ...s3.credentials } : undefined,
     forcePathStyle: s3.forcePathStyle,
-    maxAttempts: 3,
+    // The SDK's standard retry mode: throttling, 5xx, timeouts and dropped connections are retried with
+    // exponential backoff and jitter, S3_MAX_ATTEMPTS attempts in all.
+    maxAttempts: s3.maxAttempts,
     requestHandler: {
-      // A store that does not answer fails the request quickly; requestTimeout is how long a socket may sit idle,
-      // which a slow downloading client causes, so it is generous.
-      connectionTimeout: 5_000,
-      requestTimeout: 120_000,
+      connectionTimeout: Math.min(5_000, s3.timeoutMs),
+      // Each attempt must be answered within S3_TIMEOUT, body sent included, or it fails and is retried: a hung
+      // store turns into an error after about maxAttempts × timeout, never a request that hangs for minutes.
+      requestTimeout: s3.timeoutMs,
+      throwOnRequestTimeout: true,
+      // Once answered, a download's body streams at its client's pace: its socket may sit idle while a slow client
+      // catches up (backpressure), as long as the server's own socket timeout allows, not S3_TIMEOUT.
+      socketTimeout: IDLE_TIMEOUT_MS,
       // Each download holds a socket for as long as its client takes to read it; the SDK's default pool of 50
       // would let 50 slow downloads stall every other S3 call.
       httpAgent: { keepAlive: true, maxSockets: 256 },
@@ -56,13 +64,15 @@ export interface S3DriverOptions {
   partSize: number;
   /** Parts uploaded at once per object; memory per upload is about partSize × queueSize. */
   queueSize: number;
+  /** The service's key prefix: check() lists under it, which the IAM policy of S3_SETUP_GUIDE.md allows. */
+  prefix?: string;
 }
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3' as const;
 
   constructor(
-    private readonly client: S3Client,
+    readonly client: S3Client,
     private readonly bucket: string,
     private readonly options: S3DriverOptions,
   ) {}
@@ -146,6 +156,16 @@ export class S3Driver implements StorageDriver {
       return { size: Number(res.ContentLength) };
     } catch (err) {
       if (isNotFound(err)) throw new StorageNotFoundError(key, { cause: err });
+      throw new StorageUnavailableError(err);
+    }
+  }
+
+  async check(): Promise<void> {
+    try {
+      // Not HeadBucket: that needs s3:ListBucket on the whole bucket, and a policy limited to the prefix refuses it.
+      const prefix = this.options.prefix ? `${this.options.prefix}/` : undefined;
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 }));
+    } catch (err) {
       throw new StorageUnavailableError(err);
     }
   }

@@ -1,4 +1,7 @@
 import { startTestApp } from '../helpers/app';
+import { createTestDb } from '../helpers/db';
+import { files } from '../helpers/files';
+import { eventually } from '../helpers/wait';
 
 describe('health and an unavailable database', () => {
   test('200 with the storage and database in use; 503 JSON everywhere once the database is gone', async () => {
@@ -30,6 +33,105 @@ describe('health and an unavailable database', () => {
     const t = await startTestApp();
     try {
       expect((await t.request().get('/health')).body).toMatchObject({ status: 'ok', storage: 'local' });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('readiness (/ready)', () => {
+  test('200 when the database answers, every migration is applied and the store is reachable', async () => {
+    const t = await startTestApp({ storage: 's3' });
+    try {
+      const res = await t.request().get('/ready');
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', storage: 'ok' } });
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('S3 down: still ready but degraded while uploads fall back to disk; with S3_FALLBACK=fail, 503 naming the store; ready again once it is back', async () => {
+    const t = await startTestApp({ storage: 's3' });
+    const strict = await startTestApp({ storage: 's3', env: { S3_FALLBACK: 'fail' } });
+    try {
+      await t.s3!.down();
+      const degraded = await t.request().get('/ready');
+      expect(degraded.status).toBe(200);
+      expect(degraded.body).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', storage: 'degraded' } });
+      await t.s3!.up();
+      expect((await t.request().get('/ready')).body.checks.storage).toBe('ok');
+
+      await strict.s3!.down();
+      const res = await strict.request().get('/ready');
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({
+        status: 'unavailable',
+        checks: { database: 'ok', migrations: 'ok', storage: 'failing' },
+        error: { code: 'NOT_READY' },
+      });
+      await strict.s3!.up();
+      expect((await strict.request().get('/ready')).status).toBe(200);
+    } finally {
+      await t.close();
+      await strict.close();
+    }
+  });
+
+  test('503 while migrations are missing, and when the database is gone', async () => {
+    const database = await createTestDb();
+    const t = await startTestApp({ database });
+    try {
+      await database.db.exec('DROP TABLE document_file_deletions; DELETE FROM document_store_migrations WHERE version = \'005\'');
+      const pending = await t.request().get('/ready');
+      expect(pending.status).toBe(503);
+      expect(pending.body.checks).toEqual({ database: 'ok', migrations: 'failing', storage: 'ok' });
+      await database.db.close();
+      const gone = await t.request().get('/ready');
+      expect(gone.status).toBe(503);
+      expect(gone.body.checks.database).toBe('failing');
+    } finally {
+      await t.close().catch(() => undefined);
+      await database.close().catch(() => undefined);
+    }
+  });
+});
+
+describe('metrics (/metrics)', () => {
+  test('requests by route template and status, bytes up and down, storage calls, queue lengths', async () => {
+    const t = await startTestApp();
+    try {
+      const customer = (await t.request().post('/api/customers').send({ name: 'Counted Inc' })).body.id;
+      const content = files.pdf(10_000);
+      const doc = await t.request().post(`/api/customers/${customer}/documents`).attach('file', content, 'a.pdf');
+      await t.request().get(`${doc.headers.location}/download`);
+      await t.request().get(`/api/customers/${customer}/documents/999999`);
+      // A response is counted once the server has finished it, which can be a moment after the client has it all.
+      await eventually(async () => (await t.request().get('/metrics')).text.includes('document_downloaded_bytes_total{storage="local"} 10000'));
+      const res = await t.request().get('/metrics');
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/plain/);
+      const text = res.text;
+      expect(text).toContain('http_requests_total{method="POST",route="/api/customers/:customerId/documents",status="201"} 1');
+      expect(text).toContain('http_requests_total{method="GET",route="/api/customers/:customerId/documents/:documentId/download",status="200"} 1');
+      expect(text).toContain('http_requests_total{method="GET",route="/api/customers/:customerId/documents/:documentId",status="404"} 1');
+      expect(text).toContain('document_uploaded_bytes_total{storage="local"} 10000');
+      expect(text).toContain('document_downloaded_bytes_total{storage="local"} 10000');
+      expect(text).toMatch(/storage_operation_duration_seconds_count\{storage="local",operation="put",outcome="ok"\} 1/);
+      expect(text).toContain('document_file_deletions_pending 0');
+      expect(text).toContain('documents_pending_move 0');
+      expect(text).toContain('process_resident_memory_bytes');
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('protected like /api when authentication is on', async () => {
+    const t = await startTestApp({ env: { API_TOKENS: 'metrics-token-0123456789' } });
+    try {
+      expect((await t.request().get('/metrics')).status).toBe(401);
+      const res = await t.request().get('/metrics').set('Authorization', 'Bearer metrics-token-0123456789');
+      expect(res.status).toBe(200);
     } finally {
       await t.close();
     }

@@ -1,3 +1,6 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import supertest from 'supertest';
 import { createApp } from '../../src/app';
@@ -62,5 +65,41 @@ test('a server fault is logged with its cause, and the client gets a message wit
     expect(lines.join('')).toMatch(/customers.*does not exist/);
   } finally {
     await database.close();
+  }
+});
+
+test('development logs are readable lines, still without a bearer token', async () => {
+  let text = '';
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const logger = createLogger('info', sink, { pretty: true });
+  logger.info({ req: { headers: { authorization: `Bearer ${TOKEN}` } }, documentId: 7 }, 'document uploaded');
+  await new Promise((r) => setTimeout(r, 50));
+  expect(text).toMatch(/INFO.*document uploaded/);
+  expect(text).toContain('documentId: 7');
+  expect(() => JSON.parse(text.split('\n')[0])).toThrow(); // not a JSON line
+  expect(text).not.toContain(TOKEN);
+});
+
+test('a line a service writes while handling a request carries that request id', async () => {
+  const lines: string[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  const database = await createTestDb();
+  const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
+  try {
+    await migrate(database.db);
+    const config = loadConfig({ NODE_ENV: 'test', UPLOAD_DIR: uploadDir });
+    const app = createApp({ config, db: database.db, storage: createStorage(config), logger: createLogger('warn', sink) });
+    const customer = (await supertest(app).post('/api/customers').send({ name: 'Logged' })).body.id;
+    const doc = await supertest(app).post(`/api/customers/${customer}/documents`).attach('file', Buffer.from('hello\n'), 'a.txt');
+    await fs.rm(path.join(uploadDir, doc.body.storedFileName)); // the documents service warns that the file is missing
+    const res = await supertest(app).get(`${doc.headers.location}/download`);
+    expect(res.status).toBe(404);
+    const warning = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'the file of a document is missing');
+    expect(warning).toMatchObject({ requestId: res.headers['x-request-id'], documentId: doc.body.id });
+  } finally {
+    await database.close();
+    await fs.rm(uploadDir, { recursive: true, force: true });
   }
 });

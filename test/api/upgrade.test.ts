@@ -122,13 +122,15 @@ describe('upgrading an existing CRM database in place', () => {
   });
 
   test('rows sharing one old file: deleting one keeps the file for the other', async () => {
-    const { http } = await start();
+    const { http, service } = await start();
     const [first, , , , copy] = legacy;
     const file = path.join(uploadDir, path.posix.basename(first.filePath));
     expect((await http.delete(`/api/customers/1/documents/${copy.id}`)).status).toBe(204);
+    await service.services.tasks.idle();
     await expect(fs.stat(file)).resolves.toBeTruthy();
     expect((await http.get(`/api/customers/1/documents/${first.id}/download`)).status).toBe(200);
     expect((await http.delete(`/api/customers/1/documents/${first.id}`)).status).toBe(204);
+    await service.services.tasks.idle();
     await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
@@ -158,6 +160,7 @@ describe('startup of several instances and interrupted upgrades', () => {
         '002_document_storage_columns.sql',
         '003_backfill_stored_file_name.sql',
         '004_document_indexes.sql',
+        '005_file_deletions_and_pending_moves.sql',
       ]);
     } finally {
       await Promise.all(services.map((s) => s.close()));
@@ -189,6 +192,7 @@ describe('startup of several instances and interrupted upgrades', () => {
         );
         expect(indexes.map((i) => i.indexname).sort()).toEqual([
           'customer_documents_customer_uploaded_idx',
+          'customer_documents_pending_storage_idx',
           'customer_documents_stored_file_name_idx',
         ]);
         const http = supertest(`http://127.0.0.1:${second.port}`);

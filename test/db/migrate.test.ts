@@ -25,7 +25,7 @@ describe('migrate', () => {
     const tables = await database.db.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
     );
-    expect(tables.map((t) => t.table_name)).toEqual(['customer_documents', 'customers', 'document_store_migrations']);
+    expect(tables.map((t) => t.table_name)).toEqual(['customer_documents', 'customers', 'document_file_deletions', 'document_store_migrations']);
   });
 
   test('the backfill reaches rows with ids up to the INTEGER limit, however sparse', async () => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { createPgliteDb } from '../../src/db/pglite';
 
 describe('the embedded database on disk', () => {
@@ -28,5 +29,31 @@ describe('the embedded database on disk', () => {
     const second = await waiting;
     expect(await second.ping(1000)).toBe(true);
     await second.close();
+  });
+
+  test('the lock of a holder killed on this machine is taken once no longer refreshed; a live or fresh holder keeps it', async () => {
+    // What a process killed with SIGKILL leaves: a fresh lock and an owner file naming a pid that is gone.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    await fs.mkdir(dir, { recursive: true });
+    const stopped = new Date(Date.now() - 10_000); // the holder died 10 s ago: its lock stopped being refreshed
+    await fs.mkdir(`${dir}.lock`);
+    await fs.utimes(`${dir}.lock`, stopped, stopped);
+    const owner = path.join(dir, 'document-store.owner.json');
+    await fs.writeFile(owner, JSON.stringify({ pid: dead, hostname: os.hostname() }));
+    const db = await createPgliteDb(dir, { lockRetries: 0 });
+    expect(await db.ping(1000)).toBe(true);
+    await db.close();
+
+    // The same, but the owner is alive (this test's parent process): the lock holds.
+    await fs.mkdir(`${dir}.lock`);
+    await fs.utimes(`${dir}.lock`, stopped, stopped);
+    await fs.writeFile(owner, JSON.stringify({ pid: process.ppid, hostname: os.hostname() }));
+    await expect(createPgliteDb(dir, { lockRetries: 0 })).rejects.toThrow(/is in use by another process/);
+    // And a dead owner whose lock was refreshed a moment ago (a new holder that has not written its pid yet).
+    await fs.writeFile(owner, JSON.stringify({ pid: dead, hostname: os.hostname() }));
+    const now = new Date();
+    await fs.utimes(`${dir}.lock`, now, now);
+    await expect(createPgliteDb(dir, { lockRetries: 0 })).rejects.toThrow(/is in use by another process/);
+    await fs.rm(`${dir}.lock`, { recursive: true });
   });
 });

@@ -7,6 +7,8 @@ import { createPgliteDb } from '../../src/db/pglite';
 export interface TestDb {
   readonly db: Db;
   readonly kind: 'postgres' | 'pglite';
+  /** The connection string of this database, on Postgres. */
+  readonly url?: string;
   /** Another handle on the same database, as a second instance of the service would open it. */
   openAgain(): Promise<Db>;
   close(): Promise<void>;
@@ -39,6 +41,7 @@ export async function createTestDb(): Promise<TestDb> {
   return {
     db,
     kind: 'postgres',
+    url: url.toString(),
     openAgain: open,
     async close() {
       await Promise.all(handles.map((h) => h.close().catch(() => undefined)));

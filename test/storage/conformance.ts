@@ -32,6 +32,10 @@ export function describeStorageDriver(name: string, makeFixture: () => Promise<D
     });
     afterAll(() => fixture?.cleanup());
 
+    test('check resolves while the store can be reached and written', async () => {
+      await expect(driver.check()).resolves.toBeUndefined();
+    });
+
     test('put then get returns the same bytes, and stat their size', async () => {
       const k = key();
       const data = random(300_000);

@@ -1,4 +1,6 @@
 import { Readable } from 'node:stream';
+import { loadConfig } from '../../src/config';
+import { createStorage } from '../../src/storage';
 import { S3Driver } from '../../src/storage/s3';
 import { startS3, type TestS3 } from '../helpers/s3';
 import { random } from '../helpers/streams';
@@ -6,8 +8,15 @@ import { describeStorageDriver } from './conformance';
 
 describeStorageDriver('S3 (s3rver over HTTP)', async () => {
   const s3: TestS3 = await startS3();
-  const driver = new S3Driver(s3.client, s3.config.bucket, { partSize: 5 * 1024 * 1024, queueSize: 4 });
-  return { driver, cleanup: () => s3.stop() };
+  // Built exactly as the service builds it: from the validated (frozen) configuration, its own client.
+  const storage = createStorage(loadConfig({ NODE_ENV: 'test', ...s3.env }));
+  return {
+    driver: storage.s3!,
+    cleanup: async () => {
+      storage.close();
+      await s3.stop();
+    },
+  };
 });
 
 describe('S3Driver multipart uploads', () => {

@@ -1,0 +1,120 @@
+import type { Db, Queryable } from '../db';
+import type { Logger } from '../logger';
+import type { Storage } from '../storage';
+import type { FileToRemove } from './document';
+import { isStoredFileReferenced } from './repository';
+
+interface QueuedDeletion {
+  id: string;
+  storage: FileToRemove['storage'];
+  storage_key: string;
+  stored_file_name: string | null;
+  document_id: string | null;
+  attempts: number;
+}
+
+/**
+ * Records stored files for removal, inside the transaction that deletes their rows: once that commits, the files are
+ * queued for good, whatever happens to this process next. Returns the queue ids, to remove them right after commit.
+ */
+export async function enqueueFileDeletions(q: Queryable, files: readonly FileToRemove[]): Promise<string[]> {
+  if (files.length === 0) return [];
+  const rows = await q.query<{ id: string }>(
+    `INSERT INTO document_file_deletions (storage, storage_key, stored_file_name, document_id)
+     SELECT * FROM unnest($1::varchar[], $2::text[], $3::text[], $4::bigint[]) RETURNING id`,
+    [files.map((f) => f.storage), files.map((f) => f.key), files.map((f) => f.storedFileName), files.map((f) => f.documentId)],
+  );
+  return rows.map((r) => String(r.id));
+}
+
+export interface FileDeletionsOptions {
+  /** The first retry's delay; each further failure doubles it, up to an hour. */
+  retryBaseMs?: number;
+  /** Queue entries taken per run of the background job. */
+  batchSize?: number;
+}
+
+const MAX_RETRY_DELAY_MS = 60 * 60 * 1000;
+const CONCURRENCY = 8;
+
+/** Works through the deletion queue: right after a delete commits, and from the background job for retries. */
+export class FileDeletions {
+  private readonly retryBaseMs: number;
+  private readonly batchSize: number;
+
+  constructor(
+    private readonly deps: { db: Db; storage: Storage; logger: Logger },
+    options: FileDeletionsOptions = {},
+  ) {
+    this.retryBaseMs = options.retryBaseMs ?? 30_000;
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  /** Removes the files of these queue entries now. A failure leaves the entry queued for a later retry. */
+  async run(ids: readonly string[]): Promise<{ removed: number; failed: number }> {
+    if (ids.length === 0) return { removed: 0, failed: 0 };
+    const entries = await this.deps.db.query<QueuedDeletion>(
+      'SELECT * FROM document_file_deletions WHERE id = ANY($1::bigint[])',
+      [ids],
+    );
+    return this.process(entries);
+  }
+
+  /** Removes the files whose retry is due, one batch. */
+  async runDue(): Promise<{ removed: number; failed: number }> {
+    const entries = await this.deps.db.query<QueuedDeletion>(
+      'SELECT * FROM document_file_deletions WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1',
+      [this.batchSize],
+    );
+    return this.process(entries);
+  }
+
+  /** How many files wait to be removed. */
+  async pending(): Promise<number> {
+    const [row] = await this.deps.db.query<{ n: string }>('SELECT count(*) AS n FROM document_file_deletions');
+    return Number(row.n);
+  }
+
+  private async process(entries: QueuedDeletion[]): Promise<{ removed: number; failed: number }> {
+    let removed = 0;
+    let failed = 0;
+    const queue = [...entries];
+    const worker = async () => {
+      for (let entry = queue.shift(); entry; entry = queue.shift()) {
+        if (await this.remove(entry)) removed++;
+        else failed++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
+    return { removed, failed };
+  }
+
+  private async remove(entry: QueuedDeletion): Promise<boolean> {
+    const { db, storage, logger } = this.deps;
+    try {
+      // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
+      // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
+      const referenced = entry.stored_file_name
+        ? await isStoredFileReferenced(db, entry.storage, entry.stored_file_name)
+        : false;
+      if (!referenced) await storage.driver(entry.storage).delete(entry.storage_key);
+      await db.query('DELETE FROM document_file_deletions WHERE id = $1', [entry.id]);
+      return true;
+    } catch (err) {
+      const delayMs = Math.min(MAX_RETRY_DELAY_MS, this.retryBaseMs * 2 ** entry.attempts);
+      logger.warn(
+        { err, storage: entry.storage, key: entry.storage_key, attempts: entry.attempts + 1, retryInMs: delayMs },
+        'could not remove the file of a deleted document; it stays queued',
+      );
+      await db
+        .query(
+          `UPDATE document_file_deletions
+              SET attempts = attempts + 1, last_error = $2, next_attempt_at = now() + $3 * interval '1 millisecond'
+            WHERE id = $1`,
+          [entry.id, String((err as Error)?.message ?? err).slice(0, 1000), delayMs],
+        )
+        .catch(() => undefined); // the database may be what failed; the entry stays due and is tried again
+      return false;
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import { pipeline } from 'node:stream/promises';
+import type { Config } from '../config';
+import type { Db } from '../db';
+import { type Storage, StorageNotFoundError, StorageUnavailableError } from '../storage';
+import { enqueueFileDeletions, type FileDeletions } from './deletions';
+import { type DocumentRow, mimeTypeOf, s3KeyFor } from './document';
+import { Digest, digestOf } from './digest';
+import * as repo from './repository';
+
+/** S3 failed (after the client's retries): a caller moving many documents stops, since the rest would fail alike. */
+export class S3NotAnswering extends Error {}
+
+export type MoveOutcome =
+  | { result: 'moved'; bytes: number }
+  /** The row names a local file that is not there. */
+  | { result: 'missing' }
+  /** The row was deleted or moved by someone else meanwhile: nothing left to do. */
+  | { result: 'gone' };
+
+export interface MoverDeps {
+  db: Db;
+  storage: Storage;
+  config: Config;
+  deletions: FileDeletions;
+}
+
+/**
+ * Moves one document from local disk to S3: copy, check, switch, and only then remove the local copy. Each step is
+ * safe to repeat, so a move cut short (a crash, Ctrl-C) is finished by the next attempt:
+ * - the S3 key is fixed by the row (prefix/customer/stored name), so copying again overwrites the same object;
+ * - the bytes are checked twice: on the way, against the recorded sha256 and size (computed here, and stored, for
+ *   rows from before this service), and in S3, by reading the copy back;
+ * - the row switches in one transaction that queues the local copy for removal (or, with keepLocal, keeps it); a row
+ *   deleted or moved meanwhile does not switch, and the copy is queued instead;
+ * - the deletion queue keeps any file a row still names, so concurrent movers lose nothing.
+ */
+export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = false } = {}): Promise<MoveOutcome> {
+  const { db, storage, config, deletions } = deps;
+  const s3 = storage.s3;
+  if (!s3) throw new Error('S3 is not configured (AWS_S3_BUCKET_NAME)');
+  const name = row.stored_file_name;
+  if (!name) return { result: 'missing' };
+  const key = s3KeyFor(config.storage.s3?.prefix, row.customer_id, name);
+
+  let local;
+  try {
+    local = await storage.local.get(name);
+  } catch (err) {
+    if (!(err instanceof StorageNotFoundError)) throw err;
+    const now = await repo.findDocument(db, row.customer_id, row.id);
+    return now?.storage === 'local' ? { result: 'missing' } : { result: 'gone' };
+  }
+  const sent = new Digest();
+  const read = pipeline(local.body, sent).catch((err: unknown) => err);
+  // mimeTypeOf, not the raw column: an old CRM row's file_type may be anything, even text no header can carry.
+  await onS3(() => s3.put(key, sent, { contentType: mimeTypeOf(row) }));
+  const readError = await read;
+  if (readError) throw readError;
+
+  const recordedSize = row.size === null ? undefined : Number(row.size);
+  const expected = { size: sent.byteCount, sha256: sent.digest() };
+  const stored = await onS3(async () => digestOf((await s3.get(key)).body));
+  const problem =
+    (row.sha256 && row.sha256 !== expected.sha256 && 'the local file does not match its recorded sha256') ||
+    (recordedSize !== undefined && recordedSize !== expected.size && 'the local file does not have its recorded size') ||
+    ((stored.size !== expected.size || stored.sha256 !== expected.sha256) && 'the copy on S3 differs from the local file');
+  if (problem) {
+    // Through the queue, which keeps a key a row names: another mover may have switched the row to it meanwhile.
+    await deletions.run(await enqueueFileDeletions(db, [{ storage: 's3', key, storedFileName: name, documentId: row.id }]));
+    throw new Error(`document ${row.id}: ${problem}; it stays on local disk`);
+  }
+
+  const { switched, queued } = await db.transaction(async (tx) => {
+    const switched = await repo.switchToS3(tx, row.id, key, expected);
+    const leftover = switched
+      ? keepLocal
+        ? undefined
+        : { storage: 'local' as const, key: name, storedFileName: name, documentId: row.id }
+      : { storage: 's3' as const, key, storedFileName: name, documentId: row.id };
+    return { switched, queued: leftover ? await enqueueFileDeletions(tx, [leftover]) : [] };
+  });
+  await deletions.run(queued);
+  return switched ? { result: 'moved', bytes: expected.size } : { result: 'gone' };
+}
+
+async function onS3<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof StorageUnavailableError) throw new S3NotAnswering('S3 is not answering', { cause: err });
+    throw err;
+  }
+}

@@ -1,0 +1,79 @@
+import { Router } from 'express';
+import type { Db } from '../db';
+import { MIGRATIONS_DIR, pendingMigrations } from '../db/migrate';
+import type { Storage } from '../storage';
+import { within } from '../timeout';
+
+type Check = 'ok' | 'degraded' | 'failing';
+
+/**
+ * /health: liveness, the process answers and its database too (a restart would not help otherwise, but platforms
+ * read it as such). /ready: readiness, for load balancers and deploys: the database answers, every migration is
+ * applied, and the primary store can be reached and written.
+ */
+export function healthRouter({
+  db,
+  storage,
+  s3Fallback,
+  migrationsDir = MIGRATIONS_DIR,
+}: {
+  db: Db;
+  storage: Storage;
+  s3Fallback: 'local' | 'fail';
+  migrationsDir?: string;
+}): Router {
+  const router = Router();
+  let migrated = false;
+
+  router.get('/health', async (_req, res) => {
+    const body = { storage: storage.primary.name, database: db.kind };
+    if (await db.ping(2_000)) {
+      res.json({ status: 'ok', ...body });
+    } else {
+      res.status(503).set('Retry-After', '5').json({
+        status: 'unavailable',
+        ...body,
+        error: { code: 'DATABASE_UNAVAILABLE', message: 'The database does not answer' },
+      });
+    }
+  });
+
+  router.get('/ready', async (_req, res) => {
+    const [database, migrations, store] = await Promise.all([
+      db.ping(2_000),
+      // Once every migration is seen applied, it stays so for this process's life (the files do not change).
+      migrated || withTimeout(pendingMigrations(db, migrationsDir).then((pending) => (migrated = pending.length === 0))),
+      storageCheck(),
+    ]);
+    const checks: Record<string, Check> = {
+      database: database ? 'ok' : 'failing',
+      migrations: migrations ? 'ok' : 'failing',
+      storage: store,
+    };
+    if (database && migrations && store !== 'failing') {
+      res.json({ status: 'ready', checks });
+      return;
+    }
+    const failing = Object.keys(checks).filter((k) => checks[k] === 'failing');
+    res.status(503).set('Retry-After', '5').json({
+      status: 'unavailable',
+      checks,
+      error: { code: 'NOT_READY', message: `Not ready: ${failing.join(', ')} failing` },
+    });
+  });
+
+  /**
+   * 'degraded': S3 fails but uploads are kept on local disk meanwhile (S3_FALLBACK=local), so the instance still
+   * takes uploads and stays ready; a platform that pulled it out of rotation would take it offline for nothing.
+   */
+  async function storageCheck(): Promise<Check> {
+    if (await withTimeout(storage.primary.check().then(() => true))) return 'ok';
+    if (storage.primary.name !== 's3' || s3Fallback !== 'local') return 'failing';
+    return (await withTimeout(storage.local.check().then(() => true))) ? 'degraded' : 'failing';
+  }
+
+  return router;
+}
+
+/** False when `check` fails or takes longer than 3 s: a readiness probe must answer in time itself. */
+const withTimeout = (check: Promise<boolean>) => within(check, 3_000, false);

@@ -1,0 +1,108 @@
+import type { RequestHandler } from 'express';
+import client from 'prom-client';
+import type { StorageName } from './config';
+
+/**
+ * The service's Prometheus metrics, on a registry of its own (one per app, so tests can run several): requests by
+ * route and status, bytes uploaded and downloaded, storage operation latency and errors, the background job's queue
+ * lengths, and Node's process metrics.
+ */
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly requests = new client.Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new client.Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from a request to the end of its response, by method and route template',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly uploadedBytes = new client.Counter({
+    name: 'document_uploaded_bytes_total',
+    help: 'Bytes of documents accepted, by the store they went to',
+    labelNames: ['storage'] as const,
+    registers: [this.registry],
+  });
+  readonly downloadedBytes = new client.Counter({
+    name: 'document_downloaded_bytes_total',
+    help: 'Bytes of documents sent (whole files and ranges), by the store they came from',
+    labelNames: ['storage'] as const,
+    registers: [this.registry],
+  });
+  readonly storageDuration = new client.Histogram({
+    name: 'storage_operation_duration_seconds',
+    help: 'Storage driver calls (put: the whole upload; get: until the body starts), by store, operation and outcome',
+    labelNames: ['storage', 'operation', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly storageErrors = new client.Counter({
+    name: 'storage_operation_errors_total',
+    help: 'Storage driver calls that failed for the store (not for the client: a missing file or a dropped upload)',
+    labelNames: ['storage', 'operation'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A gauge read when scraped; a read that fails (the database is down) leaves the metric out of that scrape. */
+  gauge(name: string, help: string, read: () => Promise<number>): void {
+    new client.Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await read());
+        } catch {
+          this.reset();
+        }
+      },
+    });
+  }
+
+  observeStorage(storage: StorageName, operation: string, seconds: number, failedForStore: boolean): void {
+    this.storageDuration.observe({ storage, operation, outcome: failedForStore ? 'error' : 'ok' }, seconds);
+    if (failedForStore) this.storageErrors.inc({ storage, operation });
+  }
+}
+
+/**
+ * Counts every request by its route template (`/api/customers/:customerId/documents/:documentId`), never by its
+ * concrete path, so ids cannot blow up the number of series; requests that match no route count as `unmatched`.
+ */
+export function metricsMiddleware(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const end = metrics.requestDuration.startTimer();
+    res.once('close', () => {
+      const labels = { method: req.method, route: req.route ? routeTemplate(req.originalUrl, req.route.path) : 'unmatched' };
+      end(labels);
+      metrics.requests.inc({ ...labels, status: String(res.statusCode) });
+    });
+    next();
+  };
+}
+
+/**
+ * The template of a matched request: its route's own path (already a template, e.g. `/:documentId/download`) under
+ * the mount path it was reached through, whose parameters are named after the collection before them
+ * (`/api/customers/5/documents` → `/api/customers/:customerId/documents`). Read from the URL, since Express has
+ * restored req.baseUrl by the time the response closes.
+ */
+const COLLECTIONS = new Set(['customers', 'documents']);
+
+export function routeTemplate(originalUrl: string, routePath: string): string {
+  const segments = (originalUrl.split('?')[0] ?? '').split('/').filter(Boolean);
+  const tail = routePath.split('/').filter(Boolean);
+  const base = segments.slice(0, Math.max(0, segments.length - tail.length));
+  // Whatever stands after a collection is its id, digits or not: a client's garbage never becomes a new series.
+  const named = base.map((segment, i) => (i > 0 && COLLECTIONS.has(base[i - 1].toLowerCase()) ? `:${base[i - 1].toLowerCase().replace(/s$/, '')}Id` : segment.toLowerCase()));
+  return `/${[...named, ...tail].join('/')}`;
+}

@@ -1,0 +1,52 @@
+import dotenv from 'dotenv';
+import pino from 'pino';
+import { type Config, ConfigError, loadConfig } from '../config';
+import { createDb, type Db } from '../db';
+import { migrate } from '../db/migrate';
+import { FileDeletions } from '../documents/deletions';
+import { createLogger, type Logger } from '../logger';
+import { createStorage, type Storage } from '../storage';
+
+/** What an ops tool works with: the service's own configuration, database (migrated) and storage. */
+export interface ToolContext {
+  config: Config;
+  db: Db;
+  storage: Storage;
+  logger: Logger;
+  deletions: FileDeletions;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens everything from the environment, exactly as the service does (a .env file included). Tests pass `env` and
+ * an open `db`. Logs go to stderr, so a tool's report on stdout stays readable and can be piped.
+ */
+export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: Db; logLevel?: string } = {}): Promise<ToolContext> {
+  if (!options.env) dotenv.config({ quiet: true });
+  let config: Config;
+  try {
+    config = loadConfig(options.env ?? process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ToolError(err.message);
+    throw err;
+  }
+  const logger = createLogger(options.logLevel ?? (config.logLevel === 'info' ? 'warn' : config.logLevel), pino.destination(2));
+  const db = options.db ?? (await createDb(config, (err) => logger.error({ err }, 'database connection error')));
+  await migrate(db);
+  const storage = createStorage(config);
+  const deletions = new FileDeletions({ db, storage, logger });
+  return {
+    config,
+    db,
+    storage,
+    logger,
+    deletions,
+    async close() {
+      storage.close();
+      if (!options.db) await db.close();
+    },
+  };
+}
+
+/** A failure the tool reports in one line and exits 2 for: bad arguments or configuration. */
+export class ToolError extends Error {}

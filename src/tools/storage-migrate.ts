@@ -1,0 +1,192 @@
+import { parseArgs } from 'node:util';
+import bytes from 'bytes';
+import { SingleBar } from 'cli-progress';
+import { moveToS3, S3NotAnswering } from '../documents/mover';
+import * as repo from '../documents/repository';
+import type { DocumentRow } from '../documents/document';
+import { openToolContext, type ToolContext, ToolError } from './context';
+import { runTool, type Output } from './run';
+
+const USAGE = `Usage: npm run storage:migrate -- [--dry-run] [--concurrency N] [--keep-local]
+
+Moves every document stored on local disk (UPLOAD_DIR) to the configured S3 bucket: streamed, each copy checked
+(size and sha256), the row switched to S3 in a transaction, and only then the local file removed. Safe to stop
+(Ctrl-C, kill -9) and start again; the service can keep running meanwhile.
+
+  --dry-run          list what would move, and the total size; change nothing
+  --concurrency N    files moved at once (default 4)
+  --keep-local       keep the local files after the move
+`;
+
+const PAGE = 200;
+/** Without a terminal: one progress line per this many files. */
+const LOG_EVERY = 100;
+
+export interface MigrateOptions {
+  dryRun: boolean;
+  concurrency: number;
+  keepLocal: boolean;
+  /** Without a terminal: one progress line per this many files (default LOG_EVERY). */
+  logEvery?: number;
+}
+
+export interface MigrateSummary {
+  moved: number;
+  bytes: number;
+  /** Ids of rows whose local file is missing (the first LISTED; missingCount has them all). */
+  missing: number[];
+  missingCount: number;
+  /** Failures, each named (the first LISTED; failedCount has them all). */
+  failed: { id: number; error: string }[];
+  failedCount: number;
+  stopped: boolean;
+}
+
+/** How many missing rows and failures the summary keeps: a wrong UPLOAD_DIR on a million rows must not fill memory. */
+const LISTED = 1_000;
+
+export function parseMigrateArgs(argv: string[]): MigrateOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'dry-run': { type: 'boolean', default: false },
+      concurrency: { type: 'string', default: '4' },
+      'keep-local': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) throw new ToolError(USAGE);
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new ToolError('--concurrency accepts a whole number from 1 to 64');
+  }
+  return { dryRun: values['dry-run'], concurrency, keepLocal: values['keep-local'] };
+}
+
+/** The rows stored locally, page by page in id order: never the whole table in memory. */
+async function* localRows(ctx: ToolContext): AsyncGenerator<DocumentRow> {
+  for (let after = 0; ; ) {
+    const rows = await repo.listLocalDocuments(ctx.db, after, PAGE);
+    if (rows.length === 0) return;
+    yield* rows;
+    after = rows[rows.length - 1].id;
+  }
+}
+
+export async function dryRun(ctx: ToolContext, out: Output): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let total = 0;
+  for await (const row of localRows(ctx)) {
+    const size = row.size === null ? 0 : Number(row.size);
+    files++;
+    total += size;
+    out.line(`would move document ${row.id} (customer ${row.customer_id}, ${row.stored_file_name}, ${bytes.format(size)})`);
+  }
+  out.line(`${files} files, ${bytes.format(total)} in all, would move to S3 bucket ${ctx.config.storage.s3?.bucket}`);
+  return { files, bytes: total };
+}
+
+export async function migrateToS3(ctx: ToolContext, options: MigrateOptions, out: Output, signal?: AbortSignal): Promise<MigrateSummary> {
+  if (!ctx.storage.s3) throw new ToolError('S3 is not configured: set AWS_S3_BUCKET_NAME (see S3_SETUP_GUIDE.md)');
+  const [{ n, total }] = await ctx.db.query<{ n: string; total: string | null }>(
+    "SELECT count(*) AS n, sum(COALESCE(size_bytes, file_size)) AS total FROM customer_documents WHERE storage = 'local'",
+  );
+  const summary: MigrateSummary = { moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped: false };
+  // Without a terminal each one is printed as it happens; on one, after the bar (which lines would tear).
+  const report = (line: string) => {
+    if (!out.isTTY) out.line(line);
+  };
+  const progress = out.isTTY
+    ? new SingleBar({
+        format: '{bar} {value}/{total} files | {moved} | {rate}/s | ETA {eta_formatted}',
+        hideCursor: true,
+        stream: out.stream,
+      })
+    : undefined;
+  const started = Date.now();
+  let done = 0;
+  const rate = () => `${bytes.format(summary.bytes / Math.max(1, (Date.now() - started) / 1000))}`;
+  progress?.start(Number(n), 0, { moved: bytes.format(0), rate: rate() });
+  const tick = () => {
+    done++;
+    progress?.update(done, { moved: bytes.format(summary.bytes), rate: rate() });
+    if (!progress && done % (options.logEvery ?? LOG_EVERY) === 0) {
+      out.line(`${done}/${n} files, ${bytes.format(summary.bytes)} of ${bytes.format(Number(total ?? 0))} moved, ${rate()}/s`);
+    }
+  };
+
+  const rows = localRows(ctx);
+  let s3Down: unknown;
+  const worker = async () => {
+    for (;;) {
+      if (signal?.aborted || s3Down) return;
+      const next = await rows.next();
+      if (next.done) return;
+      const row = next.value;
+      try {
+        const outcome = await moveToS3(ctx, row, { keepLocal: options.keepLocal });
+        if (outcome.result === 'moved') {
+          summary.moved++;
+          summary.bytes += outcome.bytes;
+        } else if (outcome.result === 'missing') {
+          if (summary.missingCount++ < LISTED) summary.missing.push(row.id);
+          report(`MISSING document ${row.id}: no local file ${row.stored_file_name ?? ''} (left as it is)`);
+        }
+      } catch (err) {
+        if (err instanceof S3NotAnswering) s3Down = err.cause;
+        const failure = { id: row.id, error: describe(err) };
+        if (summary.failedCount++ < LISTED) summary.failed.push(failure);
+        report(`FAILED document ${failure.id}: ${failure.error}`);
+      }
+      tick();
+    }
+  };
+  // One shared page reader: workers take rows from it one at a time (an async generator serialises next()).
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  progress?.stop();
+  // A run killed between a row's switch and the removal of its local file left that removal queued: finish it.
+  if (!s3Down) {
+    for (let round = 0; round < 100; round++) {
+      const { removed, failed } = await ctx.deletions.runDue();
+      if (removed + failed === 0 || failed > 0) break;
+    }
+  }
+  summary.stopped = Boolean(signal?.aborted || s3Down);
+
+  out.line(`moved ${summary.moved} files (${bytes.format(summary.bytes)}) to S3 in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  if (summary.missingCount > 0) {
+    const more = summary.missingCount > LISTED ? ` (the first ${LISTED})` : '';
+    out.line(`${summary.missingCount} documents have no local file (left as they are): ids ${summary.missing.join(', ')}${more}`);
+  }
+  if (out.isTTY) for (const f of summary.failed) out.line(`FAILED document ${f.id}: ${f.error}`);
+  if (summary.failedCount > 0) out.line(`${summary.failedCount} files failed; run again once the cause is fixed`);
+  if (s3Down) out.line('stopped: S3 is not answering; run again once it is');
+  else if (signal?.aborted) out.line('stopped before the end; run again to finish');
+  return summary;
+}
+
+/** A failure in one line: S3's own error behind "not answering", so ops see a refused credential or a DNS error. */
+function describe(err: unknown): string {
+  if (err instanceof S3NotAnswering) {
+    const cause = (err.cause as { cause?: { name?: string; message?: string } } | undefined)?.cause;
+    return `S3 is not answering${cause ? ` (${cause.name ?? 'Error'}: ${cause.message})` : ''}`;
+  }
+  return String((err as Error)?.message ?? err);
+}
+
+async function main(argv: string[], out: Output, signal: AbortSignal): Promise<number> {
+  const options = parseMigrateArgs(argv);
+  const ctx = await openToolContext();
+  try {
+    if (options.dryRun) {
+      await dryRun(ctx, out);
+      return 0;
+    }
+    const summary = await migrateToS3(ctx, options, out, signal);
+    return summary.failedCount > 0 || summary.stopped ? 1 : 0;
+  } finally {
+    await ctx.close();
+  }
+}
+
+if (require.main === module) runTool(main);

@@ -1,0 +1,238 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { StorageName } from '../config';
+import { type DocumentRow, s3KeyFor, storageKeyOf } from '../documents/document';
+import { digestOf } from '../documents/digest';
+import { isValidKey, StorageNotFoundError } from '../storage';
+import { openToolContext, type ToolContext, ToolError } from './context';
+import { runTool, type Output } from './run';
+
+const USAGE = `Usage: npm run storage:verify -- [--deep] [--fix]
+
+Checks every document row against storage (its file exists, its size matches; --deep also reads and hashes it) and
+lists stored files and objects (under AWS_S3_PREFIX) that no row claims. Exit code 1 when anything is wrong.
+
+  --deep   read every file and compare its sha256 with the row's
+  --fix    remove unclaimed files older than an hour, and fill in missing sha256 values
+`;
+
+const PAGE = 500;
+const CONCURRENCY = 8;
+/** An unclaimed file younger than this may be an upload whose row is about to be written: never removed. */
+const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
+
+export interface VerifyOptions {
+  deep: boolean;
+  fix: boolean;
+  /** Unclaimed files younger than this are reported, never removed (tests shorten it). */
+  orphanMinAgeMs?: number;
+}
+
+export interface VerifyReport {
+  rows: number;
+  /** Rows whose file is missing, or whose size or sha256 differ. */
+  problems: number;
+  /** Unclaimed files and objects found, and how many of them were removed. */
+  orphans: number;
+  removed: number;
+  /** sha256 values filled in. */
+  hashed: number;
+}
+
+export function parseVerifyArgs(argv: string[]): VerifyOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: { deep: { type: 'boolean', default: false }, fix: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+  });
+  if (values.help) throw new ToolError(USAGE);
+  return { deep: values.deep, fix: values.fix };
+}
+
+export async function verifyStorage(ctx: ToolContext, options: VerifyOptions, out: Output): Promise<VerifyReport> {
+  const report: VerifyReport = { rows: 0, problems: 0, orphans: 0, removed: 0, hashed: 0 };
+  await checkRows(ctx, options, out, report);
+  await findOrphans(ctx, options, out, report, 'local', walkLocal(ctx.config.storage.uploadDir));
+  if (ctx.storage.s3 && ctx.config.storage.s3) {
+    await findOrphans(ctx, options, out, report, 's3', listBucket(ctx.storage.s3.client, ctx.config.storage.s3.bucket, ctx.config.storage.s3.prefix));
+  }
+  const unfixed = report.orphans - report.removed;
+  out.line(
+    `${report.rows} documents checked: ${report.problems} with a problem; ${report.orphans} unclaimed files` +
+      (options.fix ? `, ${report.removed} removed; ${report.hashed} sha256 values filled in` : '') +
+      (report.problems + unfixed === 0 ? ' — storage and database agree' : ''),
+  );
+  return report;
+}
+
+/** Every row, page by page, checked against its store, several at a time. */
+async function checkRows(ctx: ToolContext, options: VerifyOptions, out: Output, report: VerifyReport): Promise<void> {
+  for (let after = 0; ; ) {
+    const rows = await ctx.db.query<DocumentRow>(
+      `SELECT id, customer_id, file_path, storage, COALESCE(stored_file_name, crm_file_basename(file_path)) AS stored_file_name,
+              sha256, COALESCE(size_bytes, file_size) AS size
+         FROM customer_documents WHERE id > $1 ORDER BY id LIMIT $2`,
+      [after, PAGE],
+    );
+    if (rows.length === 0) return;
+    const queue = [...rows];
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let row = queue.shift(); row; row = queue.shift()) {
+          report.rows++;
+          const problem = await checkRow(ctx, options, row, report);
+          if (problem) {
+            report.problems++;
+            out.line(`PROBLEM document ${row.id} (${row.storage}:${storageKeyOf(row)}): ${problem}`);
+          }
+        }
+      }),
+    );
+    after = rows[rows.length - 1].id;
+  }
+}
+
+async function checkRow(ctx: ToolContext, options: VerifyOptions, row: DocumentRow, report: VerifyReport): Promise<string | undefined> {
+  const key = storageKeyOf(row);
+  if (!key) return 'names no stored file';
+  const driver = ctx.storage.driver(row.storage);
+  const recordedSize = row.size === null ? undefined : Number(row.size);
+  try {
+    const { size } = await driver.stat(key);
+    if (recordedSize !== undefined && size !== recordedSize) return `size ${size}, the row says ${recordedSize}`;
+    if (!options.deep && !(options.fix && !row.sha256)) return undefined;
+    const read = await digestOf((await driver.get(key)).body);
+    if (row.sha256 && read.sha256 !== row.sha256) return `sha256 ${read.sha256}, the row says ${row.sha256}`;
+    if (!row.sha256 && options.fix) {
+      await ctx.db.query('UPDATE customer_documents SET sha256 = $2, size_bytes = COALESCE(size_bytes, $3) WHERE id = $1 AND sha256 IS NULL', [
+        row.id,
+        read.sha256,
+        read.size,
+      ]);
+      report.hashed++;
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof StorageNotFoundError) return 'the file is missing';
+    return `could not be read: ${(err as Error).message}`;
+  }
+}
+
+interface Listed {
+  key: string;
+  modified: Date;
+}
+
+/** Files under UPLOAD_DIR, streamed (never the whole listing in memory). */
+async function* walkLocal(root: string, dir = root): AsyncGenerator<Listed> {
+  let handle;
+  try {
+    handle = await fs.opendir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for await (const entry of handle) {
+    const full = path.join(dir, entry.name);
+    // Dot-names are no key's (temporary uploads in .tmp, swept by the service; .gitkeep; a volume's lost+found
+    // is not a dot-name but holds no keys either, and is left to the file system).
+    if (entry.name.startsWith('.') || (dir === root && entry.name === 'lost+found')) continue;
+    if (entry.isDirectory()) {
+      yield* walkLocal(root, full);
+    } else if (entry.isFile()) {
+      yield { key: path.relative(root, full).split(path.sep).join('/'), modified: (await fs.stat(full)).mtime };
+    }
+  }
+}
+
+/** Objects under the prefix, a page (1,000) at a time. */
+async function* listBucket(client: S3Client, bucket: string, prefix: string): AsyncGenerator<Listed> {
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) if (o.Key) yield { key: o.Key, modified: o.LastModified ?? new Date() };
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+/**
+ * Streams a store's listing in batches and asks the database which of each batch a row claims (by stored name,
+ * which is indexed, then by exact key): a million files never sit in memory at once.
+ */
+async function findOrphans(
+  ctx: ToolContext,
+  options: VerifyOptions,
+  out: Output,
+  report: VerifyReport,
+  storage: StorageName,
+  listing: AsyncGenerator<Listed>,
+): Promise<void> {
+  let batch: Listed[] = [];
+  const flush = async () => {
+    const names = [...new Set(batch.map((f) => path.posix.basename(f.key)))];
+    const claims = await ctx.db.query<Pick<DocumentRow, 'customer_id' | 'file_path' | 'storage' | 'stored_file_name' | 'pending_storage'>>(
+      'SELECT customer_id, file_path, storage, stored_file_name, pending_storage FROM customer_documents WHERE stored_file_name = ANY($1)',
+      [names],
+    );
+    const claimed = new Set<string>();
+    const namedBases = new Set<string>();
+    for (const row of claims) {
+      if (row.stored_file_name) namedBases.add(row.stored_file_name);
+      if (row.storage === storage) claimed.add(storageKeyOf(row) ?? '');
+      // A local document's copy on S3 may exist before its row switches (a migration or sync under way, or cut
+      // short and about to be resumed): not an orphan.
+      if (storage === 's3' && row.storage === 'local' && row.stored_file_name) {
+        claimed.add(s3KeyFor(ctx.config.storage.s3?.prefix, row.customer_id, row.stored_file_name));
+      }
+    }
+    for (const file of batch) {
+      if (claimed.has(file.key)) continue;
+      if (namedBases.has(path.posix.basename(file.key))) {
+        // Not where any row looks, but a row names a file of this name: a copy kept by --keep-local, or an old
+        // file in the wrong place. Never removed; a row that misses it is reported above.
+        out.line(`KEPT ${storage}:${file.key}: no row's file, but a row names a file of this name`);
+        continue;
+      }
+      report.orphans++;
+      const old = Date.now() - file.modified.getTime() > (options.orphanMinAgeMs ?? ORPHAN_MIN_AGE_MS);
+      // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed.
+      const removable = options.fix && old && report.problems === 0 && isValidKey(file.key);
+      if (removable && !(await isNamed(ctx, path.posix.basename(file.key)))) {
+        await ctx.storage.driver(storage).delete(file.key);
+        report.removed++;
+        out.line(`REMOVED unclaimed ${storage}:${file.key}`);
+      } else {
+        const why = !options.fix ? '' : !old ? ' (younger than an hour: kept)' : report.problems > 0 ? ' (kept: documents are missing their files)' : ' (kept)';
+        out.line(`UNCLAIMED ${storage}:${file.key}${why}`);
+      }
+    }
+    batch = [];
+  };
+  for await (const file of listing) {
+    batch.push(file);
+    if (batch.length >= 1_000) await flush();
+  }
+  if (batch.length > 0) await flush();
+}
+
+/** Asked again right before a removal: a row written since the batch was read keeps its file. */
+async function isNamed(ctx: ToolContext, name: string): Promise<boolean> {
+  const rows = await ctx.db.query('SELECT 1 FROM customer_documents WHERE stored_file_name = $1 LIMIT 1', [name]);
+  return rows.length > 0;
+}
+
+async function main(argv: string[], out: Output): Promise<number> {
+  const options = parseVerifyArgs(argv);
+  const ctx = await openToolContext();
+  try {
+    const report = await verifyStorage(ctx, options, out);
+    return report.problems > 0 || report.orphans > report.removed ? 1 : 0;
+  } finally {
+    await ctx.close();
+  }
+}
+
+if (require.main === module) runTool(main);

@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { createServiceEnv, type ServiceEnv } from '../helpers/service-env';
+
+const tool = (name: string, args: string[], env: Record<string, string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(__dirname, `../../src/tools/${name}.ts`), ...args], {
+      env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+
+describe('the tools as ops run them: exit codes', () => {
+  let env: ServiceEnv;
+  beforeAll(async () => {
+    env = await createServiceEnv('s3');
+  });
+  afterAll(() => env.close());
+
+  test('0 when there is nothing wrong or nothing to move; 2 with a usage line for a bad argument', async () => {
+    const verify = await tool('storage-verify', [], env.env);
+    expect(verify.stdout).toMatch(/0 documents checked: 0 with a problem; 0 unclaimed files — storage and database agree/);
+    expect(verify.code).toBe(0);
+    const migrate = await tool('storage-migrate', [], env.env);
+    expect(migrate.stdout).toMatch(/^moved 0 files/m);
+    expect(migrate.code).toBe(0);
+    const bad = await tool('storage-migrate', ['--concurrency', 'lots'], env.env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--concurrency accepts a whole number from 1 to 64');
+  }, 60_000);
+
+  test('1 when storage and database disagree, or S3 is not configured for a migration', async () => {
+    const fs = await import('node:fs/promises');
+    await fs.mkdir(env.uploadDir, { recursive: true });
+    await fs.writeFile(path.join(env.uploadDir, 'stray.pdf'), '%PDF-1.4 nobody claims me');
+    const verify = await tool('storage-verify', [], env.env);
+    expect(verify.stdout).toContain('UNCLAIMED local:stray.pdf');
+    expect(verify.code).toBe(1);
+    const { AWS_S3_BUCKET_NAME: _bucket, STORAGE_DRIVER: _driver, ...withoutS3 } = env.env;
+    const migrate = await tool('storage-migrate', [], withoutS3);
+    expect(migrate.code).toBe(2);
+    expect(migrate.stderr).toContain('S3 is not configured');
+  }, 60_000);
+});

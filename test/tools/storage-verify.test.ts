@@ -1,0 +1,135 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { migrateToS3 } from '../../src/tools/storage-migrate';
+import { verifyStorage } from '../../src/tools/storage-verify';
+import { files } from '../helpers/files';
+import { createToolFixture, type ToolFixture } from './tool-fixture';
+
+describe('npm run storage:verify', () => {
+  let f: ToolFixture;
+  beforeEach(async () => {
+    f = await createToolFixture();
+  });
+  afterEach(() => f.close());
+
+  const verify = (options: { deep?: boolean; fix?: boolean; orphanMinAgeMs?: number } = {}) =>
+    verifyStorage(f.ctx, { deep: false, fix: false, ...options }, f.out);
+  const lostIds = () => f.legacy.filter((d) => !d.content).map((d) => d.id);
+
+  test('rows whose files are missing are named; a clean store passes', async () => {
+    const report = await verify();
+    expect(report.rows).toBe(f.legacy.length + f.uploaded.length);
+    expect(report.problems).toBe(lostIds().length);
+    for (const id of lostIds()) expect(f.out.lines).toContainEqual(expect.stringMatching(new RegExp(`^PROBLEM document ${id} .*the file is missing$`)));
+    expect(report.orphans).toBe(0);
+
+    await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
+    f.out.lines.length = 0;
+    expect(await verify({ deep: true })).toMatchObject({ problems: 0, orphans: 0 });
+    expect(f.out.lines.at(-1)).toMatch(/storage and database agree$/);
+  });
+
+  test('a file of the wrong size, and with --deep one of the wrong content, are named', async () => {
+    const [doc] = f.uploaded;
+    const [row] = await f.database.db.query<{ stored_file_name: string }>('SELECT stored_file_name FROM customer_documents WHERE id = $1', [doc.id]);
+    const file = path.join(f.uploadDir, row.stored_file_name);
+    const changed = Buffer.from(doc.content);
+    changed[100] ^= 0xff; // same size, other bytes
+    await fs.writeFile(file, changed);
+    expect((await verify()).problems).toBe(lostIds().length); // a shallow check sees sizes only
+    const deep = await verify({ deep: true });
+    expect(deep.problems).toBe(lostIds().length + 1);
+    expect(f.out.lines).toContainEqual(expect.stringMatching(new RegExp(`^PROBLEM document ${doc.id} .*sha256 [0-9a-f]{64}, the row says`)));
+    await fs.writeFile(file, doc.content.subarray(0, 1000));
+    f.out.lines.length = 0;
+    expect((await verify()).problems).toBe(lostIds().length + 1);
+    expect(f.out.lines).toContainEqual(expect.stringMatching(new RegExp(`^PROBLEM document ${doc.id} .*size 1000, the row says ${doc.content.length}`)));
+  });
+
+  test('unclaimed files on both sides are listed; --fix removes those older than an hour, keeps younger ones, fills in missing sha256', async () => {
+    await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, f.out);
+    // Orphans on disk (one old, one fresh) and in the bucket.
+    const oldLocal = path.join(f.uploadDir, 'left-behind.pdf');
+    await fs.writeFile(oldLocal, files.pdf());
+    const anHourAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await fs.utimes(oldLocal, anHourAgo, anHourAgo);
+    await fs.writeFile(path.join(f.uploadDir, 'just-uploaded.pdf'), files.pdf());
+    const orphanKey = 'customer-documents/1/no-row.pdf';
+    await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: orphanKey, Body: files.pdf() }));
+    // An object outside the prefix is not this service's and not looked at.
+    await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: 'other-app/x.bin', Body: 'x' }));
+    await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
+    // An old CRM row on S3 without a sha256 (as if moved by an older tool).
+    await f.database.db.query('UPDATE customer_documents SET sha256 = NULL WHERE id = $1', [f.legacy[0].id]);
+
+    f.out.lines.length = 0;
+    const found = await verify();
+    expect(found).toMatchObject({ problems: 0, orphans: 3, removed: 0 });
+    expect(f.out.lines).toEqual(
+      expect.arrayContaining(['UNCLAIMED local:left-behind.pdf', 'UNCLAIMED local:just-uploaded.pdf', `UNCLAIMED s3:${orphanKey}`]),
+    );
+
+    // Only the orphan older than an hour goes; the fresh ones (their time cannot be set back on the test S3) stay.
+    f.out.lines.length = 0;
+    const fixed = await verify({ fix: true, orphanMinAgeMs: 60 * 60 * 1000 });
+    expect(fixed).toMatchObject({ orphans: 3, removed: 1, hashed: 1 });
+    await expect(fs.stat(oldLocal)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(fs.stat(path.join(f.uploadDir, 'just-uploaded.pdf'))).resolves.toBeTruthy();
+    const [hashed] = await f.database.db.query<{ sha256: string }>('SELECT sha256 FROM customer_documents WHERE id = $1', [f.legacy[0].id]);
+    expect(hashed.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const fixedAll = await verify({ fix: true, orphanMinAgeMs: 0 });
+    expect(fixedAll.removed).toBe(2);
+    await expect(f.s3.client.send(new HeadObjectCommand({ Bucket: f.s3.config.bucket, Key: orphanKey }))).rejects.toBeTruthy();
+    await expect(f.s3.client.send(new HeadObjectCommand({ Bucket: f.s3.config.bucket, Key: 'other-app/x.bin' }))).resolves.toBeTruthy();
+    expect(await verify()).toMatchObject({ problems: 0, orphans: 0 });
+  });
+});
+
+describe('npm run storage:verify --fix never removes a file a row may need', () => {
+  let f: ToolFixture;
+  const verify = (options: { deep?: boolean; fix?: boolean; orphanMinAgeMs?: number } = {}) =>
+    verifyStorage(f.ctx, { deep: false, fix: false, ...options }, f.out);
+  const lostIds = () => f.legacy.filter((d) => !d.content).map((d) => d.id);
+  beforeEach(async () => {
+    f = await createToolFixture();
+  });
+  afterEach(() => f.close());
+
+  test('a file in the wrong place, a copy kept by --keep-local and dot-files are kept; nothing is removed while rows miss files', async () => {
+    const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    const put = async (name: string) => {
+      const file = path.join(f.uploadDir, name);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, files.pdf());
+      await fs.utimes(file, old, old);
+      return file;
+    };
+    // The lost legacy file turns up in a subdirectory: its row still misses it where the service looks.
+    const lost = f.legacy.find((d) => !d.content && d.fileName === 'lost.pdf')!;
+    const misplaced = await put(`archive/${path.posix.basename(lost.filePath)}`);
+    const gitkeep = await put('.gitkeep');
+    const stray = await put('stray.pdf');
+    const report = await verify({ fix: true, orphanMinAgeMs: 0 });
+    expect(report.problems).toBeGreaterThan(0);
+    expect(report.removed).toBe(0); // rows miss their files: UPLOAD_DIR may be wrong, so nothing goes
+    expect(f.out.lines).toContainEqual(expect.stringMatching(/^KEPT local:archive\/.*lost\.pdf: no row's file, but a row names a file of this name$/));
+    expect(f.out.lines).toContain('UNCLAIMED local:stray.pdf (kept: documents are missing their files)');
+    for (const file of [misplaced, gitkeep, stray]) await expect(fs.stat(file)).resolves.toBeTruthy();
+    expect(f.out.lines.join('\n')).not.toContain('.gitkeep');
+
+    // Once the rows are whole again (the lost ones deleted), the files no row names go, the stray one and the one in
+    // archive/; copies kept by --keep-local stay.
+    await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
+    await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: true }, f.out);
+    const kept = (await fs.readdir(f.uploadDir)).filter((n) => n.endsWith('.pdf') || n.endsWith('.png') || n.endsWith('.txt'));
+    f.out.lines.length = 0;
+    const fixed = await verify({ fix: true, orphanMinAgeMs: 0 });
+    expect(fixed).toMatchObject({ problems: 0, removed: 2 });
+    expect(f.out.lines).toContain('REMOVED unclaimed local:stray.pdf');
+    await expect(fs.stat(misplaced)).rejects.toMatchObject({ code: 'ENOENT' });
+    for (const name of kept.filter((n) => n !== 'stray.pdf')) await expect(fs.stat(path.join(f.uploadDir, name))).resolves.toBeTruthy();
+    await expect(fs.stat(gitkeep)).resolves.toBeTruthy();
+  });
+});
