@@ -1,0 +1,26 @@
+// The approach the service replaces: multer's memoryStorage, then writeFile (or a PutObject), and express.static.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import express from 'express';
+import multer from 'multer';
+
+const dir = process.env.BENCH_DIR!;
+const s3 = process.env.AWS_S3_ENDPOINT
+  ? new S3Client({
+      region: 'us-east-1',
+      endpoint: process.env.AWS_S3_ENDPOINT,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    })
+  : undefined;
+const app = express();
+app.post('/upload', multer({ storage: multer.memoryStorage(), limits: { fileSize: 2 * 1024 ** 3 } }).single('file'), async (req, res) => {
+  const name = randomUUID();
+  if (s3) await s3.send(new PutObjectCommand({ Bucket: process.env.AWS_S3_BUCKET_NAME, Key: name, Body: req.file!.buffer }));
+  else await fs.writeFile(path.join(dir, name), req.file!.buffer);
+  res.status(201).json({ name });
+});
+app.use('/static', express.static(dir));
+app.listen(Number(process.env.PORT), '127.0.0.1');
