@@ -32,10 +32,14 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts a server process (`script` relative to the repository, run by node, through tsx for .ts) and waits for it. */
+/**
+ * Starts a server process (`script` relative to the repository, run by node, through tsx for .ts) and waits for it.
+ * With BENCH_CPU_PROF=dir, the service (dist/server.js) writes a V8 CPU profile there when it stops.
+ */
 export async function startServer(script: string, env: Record<string, string>, ready = '/'): Promise<Server> {
   const port = await freePort();
-  const args = script.endsWith('.ts') ? ['--import', 'tsx', path.join(ROOT, script)] : [path.join(ROOT, script)];
+  const profile = process.env.BENCH_CPU_PROF && script.startsWith('dist/') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
+  const args = script.endsWith('.ts') ? ['--import', 'tsx', path.join(ROOT, script)] : [...profile, path.join(ROOT, script)];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, PORT: String(port) },

@@ -1,9 +1,8 @@
-import type { Server } from 'node:http';
+import { createServer, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import dotenv from 'dotenv';
 import type { S3Client } from '@aws-sdk/client-s3';
-import express from 'express';
 import { createApp } from './app';
 import { BackgroundJobs } from './background';
 import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config';
@@ -53,19 +52,18 @@ export async function startService(
   const storage = createStorage(config, injected.s3Client, { metrics });
   const services = createServices({ config, db, storage, logger, metrics });
   let shuttingDown = false;
-  const unanswered = new Set<express.Response>();
-  const app = express();
+  const unanswered = new Set<ServerResponse>();
+  const app = createApp({ config, db, storage, logger, services });
   // While shutting down, every response asks its client to reconnect elsewhere rather than reuse this connection:
-  // those begun after SIGTERM, and those in flight then, which the shutdown marks (below).
-  app.use((_req, res, next) => {
-    if (shuttingDown) res.set('Connection', 'close');
+  // those begun after SIGTERM, and those in flight then, which the shutdown marks (below). A plain handler, not a
+  // second Express app around the first: that one would route every request twice and add its own headers.
+  const server = createServer((req, res) => {
+    if (shuttingDown) res.setHeader('Connection', 'close');
     unanswered.add(res);
     res.once('close', () => unanswered.delete(res));
-    next();
+    app(req, res);
   });
-  app.use(createApp({ config, db, storage, logger, services }));
-
-  const server = app.listen(config.port);
+  server.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet.
   server.requestTimeout = 0;
@@ -95,7 +93,7 @@ export async function startService(
     close() {
       closing ??= (async () => {
         shuttingDown = true;
-        for (const res of unanswered) if (!res.headersSent) res.set('Connection', 'close');
+        for (const res of unanswered) if (!res.headersSent) res.setHeader('Connection', 'close');
         const stopped = jobs.stop();
         const drained = once(server, 'close');
         server.close();
