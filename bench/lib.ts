@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -45,9 +45,15 @@ export async function startServer(script: string, env: Record<string, string>, r
     env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (let i = 0; i < 600; i++) {
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  for (let i = 0; ; i++) {
     const ok = await fetch(`http://127.0.0.1:${port}${ready}`).then(() => true, () => false);
     if (ok) break;
+    if (exited !== undefined || i >= 600) {
+      child.kill();
+      throw new Error(`${script} did not start (${exited === undefined ? 'no answer in 60 s' : `exit code ${exited}`})`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -123,9 +129,79 @@ export function download(port: number, urlPath: string): Promise<{ seconds: numb
   });
 }
 
-/** The best of `runs` timings (the least disturbed by the rest of the machine). */
-export async function best(runs: number, fn: () => Promise<number>): Promise<number> {
-  let fastest = Infinity;
-  for (let i = 0; i < runs; i++) fastest = Math.min(fastest, await fn());
-  return fastest;
+/** CPU time (user + system) a process has used so far, in milliseconds, from /proc (Linux). */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return NaN;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 1/100 s
+}
+
+export interface Contender {
+  name: string;
+  /** One timed run: seconds taken. */
+  run(): Promise<number>;
+  /** Processes whose CPU time is charged to this contender's runs (its server, and S3 behind it). */
+  pids?: number[];
+}
+
+export interface Measured {
+  /** Median seconds of one run. */
+  seconds: number;
+  /** Mean CPU milliseconds per run, by pid (in the order given): /proc counts in 10 ms ticks, too coarse for a median. */
+  cpuMs: number[];
+}
+
+/**
+ * Times contenders against each other fairly on a noisy machine: untimed warm-up runs first (the JIT, connection
+ * pools), then `rounds` rounds that run every contender once, in an order rotated each round, each run starting
+ * with nothing left for the disk to write (`sync`), so none pays for another's writeback. Medians, not bests.
+ */
+export async function compare(contenders: Contender[], rounds: number, warmup = 1): Promise<Map<string, Measured>> {
+  for (let i = 0; i < warmup; i++) for (const c of contenders) await c.run();
+  const seconds = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  const cpu = new Map<string, number[][]>(contenders.map((c) => [c.name, (c.pids ?? []).map(() => [])]));
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const c = contenders[(round + k) % contenders.length];
+      execSync('sync');
+      const before = await Promise.all((c.pids ?? []).map(cpuMs));
+      seconds.get(c.name)!.push(await c.run());
+      const after = await Promise.all((c.pids ?? []).map(cpuMs));
+      after.forEach((ms, i) => cpu.get(c.name)![i].push(ms - before[i]));
+    }
+  }
+  return new Map(contenders.map((c) => [c.name, { seconds: median(seconds.get(c.name)!), cpuMs: cpu.get(c.name)!.map(mean) }]));
+}
+
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+export const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+export interface BenchS3 extends Server {
+  /** The environment that points a server at it. */
+  env: Record<string, string>;
+}
+
+/** s3rver in a process of its own (bench/servers/s3.ts), with one empty bucket. */
+export async function startS3Server(dir: string): Promise<BenchS3> {
+  const bucket = 'bench-documents';
+  const server = await startServer('bench/servers/s3.ts', { BENCH_DIR: dir, BENCH_BUCKET: bucket });
+  return {
+    ...server,
+    env: {
+      STORAGE_DRIVER: 's3',
+      AWS_S3_BUCKET_NAME: bucket,
+      AWS_S3_ENDPOINT: `http://127.0.0.1:${server.port}`,
+      AWS_S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      S3_TIMEOUT: '60s',
+    },
+  };
 }

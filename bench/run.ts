@@ -12,13 +12,14 @@ import { createPgDb } from '../src/db/pg';
 import { createPgliteDb } from '../src/db/pglite';
 import { migrate } from '../src/db/migrate';
 import { LEGACY_SCHEMA } from '../test/helpers/legacy';
-import { startS3, type TestS3 } from '../test/helpers/s3';
-import { best, download, makeFile, MB, startServer, upload, withPeakRss } from './lib';
+import { type BenchS3, compare, type Contender, download, makeFile, MB, startS3Server, startServer, upload, withPeakRss } from './lib';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const SIZES = QUICK ? [1 * MB, 16 * MB] : [1 * MB, 64 * MB, 1024 * MB];
 const BIG = SIZES[SIZES.length - 1];
-const RUNS = QUICK ? 1 : 3;
+/** Timed rounds per size: enough for a stable median of the small ones, without hours on the big ones. */
+const ROUNDS = (size: number) => (QUICK ? 3 : size <= 1 * MB ? 40 : size <= 64 * MB ? 7 : 3);
+const WARMUP = (size: number) => (size <= 1 * MB ? 20 : 1);
 const LOAD_SECONDS = QUICK ? 5 : 20;
 const ROWS = QUICK ? 100_000 : 1_000_000;
 
@@ -30,11 +31,13 @@ interface Row {
   ratio?: number;
   reference?: string;
   goal?: string;
+  /** The figures behind the value, when it summarises several. */
+  note?: string;
 }
 const rows: Row[] = [];
 const add = (row: Row) => {
   rows.push(row);
-  const ratio = row.ratio === undefined ? '' : `  ${(row.ratio * 100).toFixed(0)}% of ${row.reference}`;
+  const ratio = row.ratio === undefined ? (row.note ? `  ${row.note}` : '') : `  ${(row.ratio * 100).toFixed(0)}% of ${row.reference}`;
   console.log(`${row.figure.padEnd(58)} ${row.value.toFixed(row.unit === 'MB/s' || row.unit === 'req/s' ? 0 : 2).padStart(9)} ${row.unit.padEnd(5)}${ratio}`);
 };
 const mbps = (size: number, seconds: number) => size / MB / seconds;
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
   execSync('npm run build --silent', { stdio: 'inherit', cwd: path.resolve(__dirname, '..') });
   const files = new Map<number, string>();
   for (const size of SIZES) files.set(size, await makeFile(work, size));
-  const s3 = await startS3('bench-documents');
+  const s3 = await startS3Server(await fs.mkdtemp(path.join(work, 's3-')));
   try {
     await throughput(work, files, s3);
     await smallDocuments(work);
@@ -117,9 +120,9 @@ async function createCustomer(port: number): Promise<number> {
   return ((await res.json()) as { id: number }).id;
 }
 
-async function throughput(work: string, files: Map<number, string>, s3: TestS3): Promise<void> {
+async function throughput(work: string, files: Map<number, string>, s3: BenchS3): Promise<void> {
   console.log('\n== uploads and downloads');
-  const s3env = { ...s3.env, S3_TIMEOUT: '60s' };
+  const s3env = s3.env;
   const bareDir = await fs.mkdtemp(path.join(work, 'bare-'));
   const bare = await startServer('bench/servers/bare.ts', { BENCH_DIR: bareDir });
   const memDir = await fs.mkdtemp(path.join(work, 'mem-'));
@@ -133,41 +136,65 @@ async function throughput(work: string, files: Map<number, string>, s3: TestS3):
     for (const size of SIZES) {
       const file = files.get(size)!;
       const label = size >= 1024 * MB ? `${size / 1024 / MB} GB` : `${size / MB} MB`;
-      const ceiling = await best(RUNS, async () => (await upload(bare.port, '/', file, size, false)).seconds);
-      const memoryLocal = await best(RUNS, async () => (await upload(memLocal.port, '/upload', file, size)).seconds);
-      const serviceLocal = await best(RUNS, async () => {
-        const r = await upload(svcLocal.port, `/api/customers/${customerLocal}/documents`, file, size);
-        if (r.status !== 201) throw new Error(`upload: ${r.status} ${r.body}`);
-        return r.seconds;
-      });
-      add({ figure: `upload ${label}, bare pipe to disk (ceiling)`, value: mbps(size, ceiling), unit: 'MB/s' });
-      add({ figure: `upload ${label}, memoryStorage + writeFile`, value: mbps(size, memoryLocal), unit: 'MB/s', ratio: ceiling / memoryLocal, reference: 'ceiling' });
-      add({ figure: `upload ${label}, service to local disk`, value: mbps(size, serviceLocal), unit: 'MB/s', ratio: ceiling / serviceLocal, reference: 'ceiling', goal: '>= 80% of ceiling, faster than memoryStorage' });
-      const memoryS3 = await best(RUNS, async () => (await upload(memS3.port, '/upload', file, size)).seconds);
-      const serviceS3 = await best(RUNS, async () => {
-        const r = await upload(svcS3.port, `/api/customers/${customerS3}/documents`, file, size);
-        if (r.status !== 201 || !r.body.includes('"storage":"s3"')) throw new Error(`upload to S3: ${r.status} ${r.body}`);
-        return r.seconds;
-      });
-      add({ figure: `upload ${label}, memoryStorage + PutObject (S3)`, value: mbps(size, memoryS3), unit: 'MB/s', ratio: ceiling / memoryS3, reference: 'ceiling' });
-      add({ figure: `upload ${label}, service to S3`, value: mbps(size, serviceS3), unit: 'MB/s', ratio: memoryS3 / serviceS3, reference: 'memoryStorage + PutObject' });
+      const accepted = <R extends { status: number; body: string }>(to: string, r: R): R => {
+        if (r.status !== 201 || (to === 's3' && !r.body.includes('"storage":"s3"'))) throw new Error(`upload to ${to}: ${r.status} ${r.body}`);
+        return r;
+      };
+      const contenders: Contender[] = [
+        { name: 'ceiling', pids: [bare.pid], run: async () => (await upload(bare.port, '/', file, size, false)).seconds },
+        { name: 'memoryLocal', pids: [memLocal.pid], run: async () => accepted('local', await upload(memLocal.port, '/upload', file, size)).seconds },
+        { name: 'serviceLocal', pids: [svcLocal.pid], run: async () => accepted('local', await upload(svcLocal.port, `/api/customers/${customerLocal}/documents`, file, size)).seconds },
+        { name: 'memoryS3', pids: [memS3.pid, s3.pid], run: async () => accepted('local', await upload(memS3.port, '/upload', file, size)).seconds },
+        { name: 'serviceS3', pids: [svcS3.pid, s3.pid], run: async () => accepted('s3', await upload(svcS3.port, `/api/customers/${customerS3}/documents`, file, size)).seconds },
+      ];
+      const m = await compare(contenders, ROUNDS(size), WARMUP(size));
+      const t = (name: string) => m.get(name)!.seconds;
+      const cpu = (name: string, i = 0) => m.get(name)!.cpuMs[i];
+      add({ figure: `upload ${label}, bare pipe to disk (ceiling)`, value: mbps(size, t('ceiling')), unit: 'MB/s' });
+      add({ figure: `upload ${label}, memoryStorage + writeFile`, value: mbps(size, t('memoryLocal')), unit: 'MB/s', ratio: t('ceiling') / t('memoryLocal'), reference: 'ceiling' });
+      add({ figure: `upload ${label}, service to local disk`, value: mbps(size, t('serviceLocal')), unit: 'MB/s', ratio: t('ceiling') / t('serviceLocal'), reference: 'ceiling', goal: '>= 80% of ceiling, faster than memoryStorage' });
+      add({ figure: `upload ${label}, service to local disk, vs memoryStorage`, value: mbps(size, t('serviceLocal')), unit: 'MB/s', ratio: t('memoryLocal') / t('serviceLocal'), reference: 'memoryStorage + writeFile' });
+      add({ figure: `upload ${label}, memoryStorage + PutObject (S3)`, value: mbps(size, t('memoryS3')), unit: 'MB/s', ratio: t('ceiling') / t('memoryS3'), reference: 'ceiling' });
+      add({ figure: `upload ${label}, service to S3`, value: mbps(size, t('serviceS3')), unit: 'MB/s', ratio: t('memoryS3') / t('serviceS3'), reference: 'memoryStorage + PutObject' });
+      // Where the time goes: CPU per upload of each server, and of the S3 server behind it.
+      add({ figure: `CPU per ${label} upload to local disk, service`, value: cpu('serviceLocal'), unit: 'ms', note: `ceiling / memoryStorage / service: ${cpu('ceiling').toFixed(0)} / ${cpu('memoryLocal').toFixed(0)} / ${cpu('serviceLocal').toFixed(0)}` });
+      add({ figure: `CPU per ${label} upload to S3, service + S3 server`, value: cpu('serviceS3') + cpu('serviceS3', 1), unit: 'ms', note: `PutObject / service, each + S3 server: ${cpu('memoryS3').toFixed(0)} + ${cpu('memoryS3', 1).toFixed(0)} / ${cpu('serviceS3').toFixed(0)} + ${cpu('serviceS3', 1).toFixed(0)}` });
     }
 
     // Downloads of the biggest file, and peak memory of the service for the biggest upload and download.
     const file = files.get(BIG)!;
     const label = BIG >= 1024 * MB ? `${BIG / 1024 / MB} GB` : `${BIG / MB} MB`;
+    const bareName = JSON.parse((await upload(bare.port, '/', file, BIG, false)).body).name;
+    await fs.copyFile(path.join(bareDir, bareName), path.join(memDir, 'static.pdf'));
+    const served: Record<string, { port: number; path: string }> = {};
     for (const [name, svc, customer] of [['local disk', svcLocal, customerLocal], ['S3', svcS3, customerS3]] as const) {
       const up = await withPeakRss(svc.pid, () => upload(svc.port, `/api/customers/${customer}/documents`, file, BIG));
       const id = JSON.parse(up.result.body).id;
       add({ figure: `peak RSS of the service, ${label} upload to ${name}`, value: up.peakRss / MB, unit: 'MB', goal: '< 150 MB' });
-      const down = await withPeakRss(svc.pid, () => download(svc.port, `/api/customers/${customer}/documents/${id}/download`));
+      const documentPath = `/api/customers/${customer}/documents/${id}/download`;
+      const down = await withPeakRss(svc.pid, () => download(svc.port, documentPath));
       add({ figure: `peak RSS of the service, ${label} download from ${name}`, value: down.peakRss / MB, unit: 'MB', goal: '< 150 MB' });
-      const served = await best(RUNS, async () => (await download(svc.port, `/api/customers/${customer}/documents/${id}/download`)).seconds);
-      const bareName = JSON.parse((await upload(bare.port, '/', file, BIG, false)).body).name;
-      await fs.copyFile(path.join(bareDir, bareName), path.join(memDir, 'static.pdf')).catch(() => undefined);
-      const staticTime = await best(RUNS, async () => (await download(memLocal.port, '/static/static.pdf')).seconds);
-      add({ figure: `download ${label} from ${name}, service`, value: mbps(BIG, served), unit: 'MB/s', ratio: staticTime / served, reference: 'express.static', goal: '>= 90% of express.static' });
-      if (name === 'local disk') add({ figure: `download ${label}, express.static`, value: mbps(BIG, staticTime), unit: 'MB/s' });
+      served[name] = { port: svc.port, path: documentPath };
+    }
+    const fetched = async (port: number, urlPath: string) => {
+      const r = await download(port, urlPath);
+      if (r.status !== 200 || r.bytes !== BIG) throw new Error(`download ${urlPath}: ${r.status}, ${r.bytes} bytes`);
+      return r.seconds;
+    };
+    const m = await compare(
+      [
+        { name: 'static', run: () => fetched(memLocal.port, '/static/static.pdf') },
+        { name: 'bare', run: () => fetched(bare.port, `/${bareName}`) },
+        { name: 'local disk', run: () => fetched(served['local disk'].port, served['local disk'].path) },
+        { name: 'S3', run: () => fetched(served.S3.port, served.S3.path) },
+      ],
+      QUICK ? 3 : 5,
+    );
+    const t = (name: string) => m.get(name)!.seconds;
+    add({ figure: `download ${label}, express.static`, value: mbps(BIG, t('static')), unit: 'MB/s' });
+    add({ figure: `download ${label}, bare pipe of the file`, value: mbps(BIG, t('bare')), unit: 'MB/s', ratio: t('static') / t('bare'), reference: 'express.static' });
+    for (const name of ['local disk', 'S3']) {
+      add({ figure: `download ${label} from ${name}, service`, value: mbps(BIG, t(name)), unit: 'MB/s', ratio: t('static') / t(name), reference: 'express.static', goal: '>= 90% of express.static' });
     }
   } finally {
     await Promise.all([bare, memLocal, memS3, svcLocal, svcS3].map((s) => s.stop()));

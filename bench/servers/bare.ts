@@ -1,6 +1,7 @@
 // The ceiling: a bare Node HTTP server that pipes a raw request body to disk while hashing it, and pipes a file back.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { Transform } from 'node:stream';
@@ -23,7 +24,12 @@ http
       return;
     }
     const file = path.join(dir, path.basename(req.url ?? ''));
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+    const size = await stat(file).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+    if (size === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': size });
     await pipeline(createReadStream(file), res).catch(() => undefined);
   })
   .listen(Number(process.env.PORT), '127.0.0.1');
