@@ -41,7 +41,9 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
         new S3Driver(client, s3config.bucket, {
           // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
           partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
-          queueSize: 4,
+          // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184 MB
+          // RSS with four, 138–166 MB with two, at the same speed against s3rver.
+          queueSize: 2,
           prefix: s3config.prefix,
         }),
         metrics,
