@@ -142,9 +142,9 @@ async function throughput(work: string, files: Map<number, string>, s3: BenchS3)
       };
       const contenders: Contender[] = [
         { name: 'ceiling', pids: [bare.pid], run: async () => (await upload(bare.port, '/', file, size, false)).seconds },
-        { name: 'memoryLocal', pids: [memLocal.pid], run: async () => accepted('local', await upload(memLocal.port, '/upload', file, size)).seconds },
+        { name: 'memoryLocal', pids: [memLocal.pid], run: async () => accepted('memoryStorage + writeFile', await upload(memLocal.port, '/upload', file, size)).seconds },
         { name: 'serviceLocal', pids: [svcLocal.pid], run: async () => accepted('local', await upload(svcLocal.port, `/api/customers/${customerLocal}/documents`, file, size)).seconds },
-        { name: 'memoryS3', pids: [memS3.pid, s3.pid], run: async () => accepted('local', await upload(memS3.port, '/upload', file, size)).seconds },
+        { name: 'memoryS3', pids: [memS3.pid, s3.pid], run: async () => accepted('memoryStorage + PutObject', await upload(memS3.port, '/upload', file, size)).seconds },
         { name: 'serviceS3', pids: [svcS3.pid, s3.pid], run: async () => accepted('s3', await upload(svcS3.port, `/api/customers/${customerS3}/documents`, file, size)).seconds },
       ];
       const m = await compare(contenders, ROUNDS(size), WARMUP(size));
