@@ -4,7 +4,6 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { randomFillSync } from 'node:crypto';
-import pidusage from 'pidusage';
 import { freePort } from '../test/helpers/process';
 
 export const MB = 1024 * 1024;
@@ -66,15 +65,21 @@ export async function startServer(script: string, env: Record<string, string>, r
   };
 }
 
+/** A process's resident set size, in bytes, from /proc (Linux). */
+async function rssOf(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+}
+
 /** Runs fn while sampling the process's RSS every 50 ms; returns fn's result and the peak. */
 export async function withPeakRss<T>(pid: number, fn: () => Promise<T>): Promise<{ result: T; peakRss: number }> {
-  let peak = (await pidusage(pid)).memory;
+  let peak = await rssOf(pid);
   const timer = setInterval(() => {
-    pidusage(pid).then((s) => (peak = Math.max(peak, s.memory)), () => undefined);
+    rssOf(pid).then((rss) => (peak = Math.max(peak, rss)), () => undefined);
   }, 50);
   try {
     const result = await fn();
-    return { result, peakRss: Math.max(peak, (await pidusage(pid)).memory) };
+    return { result, peakRss: Math.max(peak, await rssOf(pid)) };
   } finally {
     clearInterval(timer);
   }
@@ -176,7 +181,7 @@ export async function compare(contenders: Contender[], rounds: number, warmup = 
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
-export const median = (values: number[]) => {
+const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;

@@ -41,6 +41,7 @@ const add = (row: Row) => {
   console.log(`${row.figure.padEnd(58)} ${row.value.toFixed(row.unit === 'MB/s' || row.unit === 'req/s' ? 0 : 2).padStart(9)} ${row.unit.padEnd(5)}${ratio}`);
 };
 const mbps = (size: number, seconds: number) => size / MB / seconds;
+const labelOf = (size: number) => (size >= 1024 * MB ? `${size / 1024 / MB} GB` : `${size / MB} MB`);
 
 async function main(): Promise<void> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-'));
@@ -122,20 +123,19 @@ async function createCustomer(port: number): Promise<number> {
 
 async function throughput(work: string, files: Map<number, string>, s3: BenchS3): Promise<void> {
   console.log('\n== uploads and downloads');
-  const s3env = s3.env;
   const bareDir = await fs.mkdtemp(path.join(work, 'bare-'));
   const bare = await startServer('bench/servers/bare.ts', { BENCH_DIR: bareDir });
   const memDir = await fs.mkdtemp(path.join(work, 'mem-'));
   const memLocal = await startServer('bench/servers/memory.ts', { BENCH_DIR: memDir }, '/static/none');
-  const memS3 = await startServer('bench/servers/memory.ts', { BENCH_DIR: memDir, ...s3env }, '/static/none');
+  const memS3 = await startServer('bench/servers/memory.ts', { BENCH_DIR: memDir, ...s3.env }, '/static/none');
   const svcLocal = await startServer('dist/server.js', await serviceEnv(await fs.mkdtemp(path.join(work, 'svc-local-'))), '/health');
-  const svcS3 = await startServer('dist/server.js', await serviceEnv(await fs.mkdtemp(path.join(work, 'svc-s3-')), s3env), '/health');
+  const svcS3 = await startServer('dist/server.js', await serviceEnv(await fs.mkdtemp(path.join(work, 'svc-s3-')), s3.env), '/health');
   try {
     const customerLocal = await createCustomer(svcLocal.port);
     const customerS3 = await createCustomer(svcS3.port);
     for (const size of SIZES) {
       const file = files.get(size)!;
-      const label = size >= 1024 * MB ? `${size / 1024 / MB} GB` : `${size / MB} MB`;
+      const label = labelOf(size);
       const accepted = <R extends { status: number; body: string }>(to: string, r: R): R => {
         if (r.status !== 201 || (to === 's3' && !r.body.includes('"storage":"s3"'))) throw new Error(`upload to ${to}: ${r.status} ${r.body}`);
         return r;
@@ -163,7 +163,7 @@ async function throughput(work: string, files: Map<number, string>, s3: BenchS3)
 
     // Downloads of the biggest file, and peak memory of the service for the biggest upload and download.
     const file = files.get(BIG)!;
-    const label = BIG >= 1024 * MB ? `${BIG / 1024 / MB} GB` : `${BIG / MB} MB`;
+    const label = labelOf(BIG);
     const bareName = JSON.parse((await upload(bare.port, '/', file, BIG, false)).body).name;
     await fs.copyFile(path.join(bareDir, bareName), path.join(memDir, 'static.pdf'));
     const served: Record<string, { port: number; path: string }> = {};
@@ -264,9 +264,8 @@ async function listingAtScale(work: string): Promise<void> {
 }
 
 async function upgradeAtScale(): Promise<void> {
-  const admin = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  console.log(`\n== upgrade of ${ROWS.toLocaleString('en')} old rows on Postgres (${new URL(admin).host})`);
-  const client = new pg.Client({ connectionString: admin });
+  console.log(`\n== upgrade of ${ROWS.toLocaleString('en')} old rows on Postgres (${new URL(ADMIN_URL).host})`);
+  const client = new pg.Client({ connectionString: ADMIN_URL });
   try {
     await client.connect();
   } catch {
@@ -275,7 +274,7 @@ async function upgradeAtScale(): Promise<void> {
   }
   const name = `bench_upgrade_${process.pid}`;
   await client.query(`CREATE DATABASE ${name}`);
-  const url = new URL(admin);
+  const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   const db = createPgDb(url.toString(), { max: 4 });
   const writer = new pg.Client({ connectionString: url.toString() });

@@ -53,10 +53,13 @@ export class UnsupportedMediaTypeError extends AppError {
   }
 }
 
+/** Seconds a client is asked to wait before retrying a 503 (the Retry-After header). */
+export const RETRY_AFTER_SECONDS = '5';
+
 /** A dependency (database, object store) did not answer; the client may retry later. */
 export class ServiceUnavailableError extends AppError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(code, 503, message, { ...options, headers: { 'Retry-After': '5' } });
+    super(code, 503, message, { ...options, headers: { 'Retry-After': RETRY_AFTER_SECONDS } });
   }
 }
 

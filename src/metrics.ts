@@ -90,14 +90,14 @@ export function metricsMiddleware(metrics: Metrics): RequestHandler {
   };
 }
 
+const COLLECTIONS = new Set(['customers', 'documents']);
+
 /**
  * The template of a matched request: its route's own path (already a template, e.g. `/:documentId/download`) under
  * the mount path it was reached through, whose parameters are named after the collection before them
  * (`/api/customers/5/documents` → `/api/customers/:customerId/documents`). Read from the URL, since Express has
  * restored req.baseUrl by the time the response closes.
  */
-const COLLECTIONS = new Set(['customers', 'documents']);
-
 export function routeTemplate(originalUrl: string, routePath: string): string {
   const segments = (originalUrl.split('?')[0] ?? '').split('/').filter(Boolean);
   const tail = routePath.split('/').filter(Boolean);

@@ -96,8 +96,7 @@ export async function startService(
         for (const res of unanswered) if (!res.headersSent) res.setHeader('Connection', 'close');
         const stopped = jobs.stop();
         const drained = once(server, 'close');
-        server.close();
-        server.closeIdleConnections();
+        server.close(); // also closes idle keep-alive connections (Node 19+)
         if (!(await settlesWithin(drained, config.reliability.shutdownTimeoutMs))) {
           logger.warn(
             { shutdownTimeoutMs: config.reliability.shutdownTimeoutMs },

@@ -9,10 +9,10 @@ import multer from 'multer';
 const dir = process.env.BENCH_DIR!;
 const s3 = process.env.AWS_S3_ENDPOINT
   ? new S3Client({
-      region: 'us-east-1',
+      region: process.env.AWS_REGION,
       endpoint: process.env.AWS_S3_ENDPOINT,
       forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY! },
     })
   : undefined;
 const app = express();

@@ -37,19 +37,6 @@ export interface MigrateResult {
  * CONCURRENTLY, a procedure that commits in batches). Such a file runs statement by statement, each ending with a
  * semicolon at the end of its line, and each must be safe to run again, since an interruption repeats the file.
  */
-/** The names of migration files not yet recorded as applied (for /ready). Throws when the database does not answer. */
-export async function pendingMigrations(db: Db, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const migrations = await loadMigrations(dir);
-  const history = await db
-    .query<{ version: string }>(`SELECT version FROM ${HISTORY_TABLE}`)
-    .catch((err: { code?: string }) => {
-      if (err.code === '42P01') return []; // no history table yet: nothing applied
-      throw err;
-    });
-  const seen = new Set(history.map((h) => h.version));
-  return migrations.filter((m) => !seen.has(m.version)).map((m) => m.name);
-}
-
 export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<MigrateResult> {
   const migrations = await loadMigrations(dir);
   return db.withLock(LOCK_NAME, async (session) => {
@@ -78,6 +65,19 @@ export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<MigrateResu
     }
     return { applied, changed };
   });
+}
+
+/** The names of migration files not yet recorded as applied (for /ready). Throws when the database does not answer. */
+export async function pendingMigrations(db: Db, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const migrations = await loadMigrations(dir);
+  const history = await db
+    .query<{ version: string }>(`SELECT version FROM ${HISTORY_TABLE}`)
+    .catch((err: { code?: string }) => {
+      if (err.code === '42P01') return []; // no history table yet: nothing applied
+      throw err;
+    });
+  const seen = new Set(history.map((h) => h.version));
+  return migrations.filter((m) => !seen.has(m.version)).map((m) => m.name);
 }
 
 async function apply(session: Session, m: Migration): Promise<void> {

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Db } from '../db';
 import { MIGRATIONS_DIR, pendingMigrations } from '../db/migrate';
+import { RETRY_AFTER_SECONDS } from '../errors';
 import type { Storage } from '../storage';
 import { within } from '../timeout';
 
@@ -30,7 +31,7 @@ export function healthRouter({
     if (await db.ping(2_000)) {
       res.json({ status: 'ok', ...body });
     } else {
-      res.status(503).set('Retry-After', '5').json({
+      res.status(503).set('Retry-After', RETRY_AFTER_SECONDS).json({
         status: 'unavailable',
         ...body,
         error: { code: 'DATABASE_UNAVAILABLE', message: 'The database does not answer' },
@@ -55,7 +56,7 @@ export function healthRouter({
       return;
     }
     const failing = Object.keys(checks).filter((k) => checks[k] === 'failing');
-    res.status(503).set('Retry-After', '5').json({
+    res.status(503).set('Retry-After', RETRY_AFTER_SECONDS).json({
       status: 'unavailable',
       checks,
       error: { code: 'NOT_READY', message: `Not ready: ${failing.join(', ')} failing` },

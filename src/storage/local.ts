@@ -46,16 +46,17 @@ export class LocalDriver implements StorageDriver {
   }
 
   async put(key: string, body: Readable): Promise<void> {
-    const staged = await this.stage(body);
+    const staged = await this.stage(body, { durable: true });
     await staged.commit(key);
   }
 
   /**
-   * Writes `body` in full to a temporary file that no key reaches, not yet durable. `commit` makes it the object
-   * at a key (fsync, rename, fsync of the directory); `discard` removes it. Lets a caller keep an upload on disk
-   * only when another store fails (see documents/placement.ts). Rejects as put does, leaving nothing behind.
+   * Writes `body` in full to a temporary file that no key reaches. `commit` makes it the object at a key (fsync,
+   * rename, fsync of the directory); `discard` removes it. Lets a caller keep an upload on disk only when another
+   * store fails (see documents/placement.ts). Rejects as put does, leaving nothing behind. `durable`: the caller
+   * means to commit, so the file is synced as its stream closes rather than opened again for it at commit.
    */
-  async stage(body: Readable): Promise<StagedFile> {
+  async stage(body: Readable, { durable = false } = {}): Promise<StagedFile> {
     const failure = new FirstFailure().watch('body', body);
     const temp = path.join(this.root, TEMP_DIR, `${randomUUID()}.part`);
     try {
@@ -64,7 +65,7 @@ export class LocalDriver implements StorageDriver {
       body.destroy();
       throw failure.errorOf('body') ?? new StorageUnavailableError(err);
     }
-    const out = createWriteStream(temp, { flags: 'wx' });
+    const out = createWriteStream(temp, { flags: 'wx', flush: durable });
     failure.watch('store', out);
     try {
       await pipeline(body, out);
@@ -76,23 +77,25 @@ export class LocalDriver implements StorageDriver {
       throw failure.errorOf('body') ?? new StorageUnavailableError(err);
     }
     return {
-      commit: (key) => this.commit(temp, key),
+      commit: (key) => this.commit(temp, key, durable),
       discard: () => fs.rm(temp, { force: true }),
     };
   }
 
-  private async commit(temp: string, key: string): Promise<void> {
+  private async commit(temp: string, key: string, synced: boolean): Promise<void> {
     let renamed = false;
     let file: string | undefined;
     try {
       file = this.pathOf(key);
       await fs.mkdir(path.dirname(file), { recursive: true });
       // The bytes first, then the name: a crash after the rename cannot leave a renamed but empty file.
-      const handle = await fs.open(temp, 'r+');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
+      if (!synced) {
+        const handle = await fs.open(temp, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
       }
       await fs.rename(temp, file);
       renamed = true;

@@ -174,6 +174,9 @@ function describe(err: unknown): string {
   return String((err as Error)?.message ?? err);
 }
 
+/** 1 when any file failed or the run stopped before the end (S3 down, Ctrl-C): the next run has work left. */
+export const exitCodeOf = (summary: MigrateSummary): number => (summary.failedCount > 0 || summary.stopped ? 1 : 0);
+
 async function main(argv: string[], out: Output, signal: AbortSignal): Promise<number> {
   const options = parseMigrateArgs(argv);
   const ctx = await openToolContext();
@@ -182,8 +185,7 @@ async function main(argv: string[], out: Output, signal: AbortSignal): Promise<n
       await dryRun(ctx, out);
       return 0;
     }
-    const summary = await migrateToS3(ctx, options, out, signal);
-    return summary.failedCount > 0 || summary.stopped ? 1 : 0;
+    return exitCodeOf(await migrateToS3(ctx, options, out, signal));
   } finally {
     await ctx.close();
   }

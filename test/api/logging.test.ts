@@ -13,6 +13,7 @@ import { createTestDb } from '../helpers/db';
 import { startS3 } from '../helpers/s3';
 
 const TOKEN = 'secret-bearer-token-0123456789';
+const S3_SECRET = 'secret-s3-key-9876543210abcdef';
 
 test('request logs carry a request id, and never a bearer token or an S3 secret', async () => {
   const lines: string[] = [];
@@ -22,8 +23,11 @@ test('request logs carry a request id, and never a bearer token or an S3 secret'
   const database = await createTestDb();
   const s3 = await startS3();
   try {
-    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', API_TOKENS: TOKEN, ...s3.env, AWS_SECRET_ACCESS_KEY: 'S3RVER' });
-    const service = await startService(config, logger, { db: database.db, s3Client: s3.client });
+    // A secret of its own (s3rver accepts any), and a bucket that does not exist: every S3 call fails and its SDK
+    // error is logged, so a secret carried by the client into an error would show in a line.
+    const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'logging-uploads-'));
+    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', API_TOKENS: TOKEN, UPLOAD_DIR: uploadDir, ...s3.env, AWS_S3_BUCKET_NAME: 'no-such-bucket', AWS_SECRET_ACCESS_KEY: S3_SECRET });
+    const service = await startService(config, logger, { db: database.db });
     try {
       const http = supertest(`http://127.0.0.1:${service.port}`);
       const ok = await http.get('/api/customers').set('Authorization', `Bearer ${TOKEN}`);
@@ -38,9 +42,15 @@ test('request logs carry a request id, and never a bearer token or an S3 secret'
       expect(requests).toHaveLength(2);
       expect(requests[0].req.id).toBe(ok.headers['x-request-id']);
       expect(requests[0].req.headers.authorization).toBe('[redacted]');
+      const auth = { Authorization: `Bearer ${TOKEN}` };
+      const customer = await http.post('/api/customers').set(auth).send({ name: 'Logged' });
+      const upload = await http.post(`/api/customers/${customer.body.id}/documents`).set(auth).attach('file', Buffer.from('hello\n'), 'a.txt');
+      expect(upload.body).toMatchObject({ storage: 'local', pendingStorage: 's3' });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(lines.some((l) => /S3 failed during an upload/.test(l))).toBe(true);
       const all = lines.join('\n');
       expect(all).not.toContain(TOKEN);
-      expect(all).not.toContain('S3RVER');
+      expect(all).not.toContain(S3_SECRET);
     } finally {
       await service.close();
     }

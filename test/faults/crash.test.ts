@@ -119,6 +119,7 @@ describe.each(['local', 's3'] as const)('kill -9 during uploads and deletes, on 
         else gone.add(doc.id);
       }
       expect(rows).toBeGreaterThanOrEqual(acked.size - gone.size);
+      expect(deleted.size).toBeGreaterThan(0); // the deletes' invariants below were exercised
       // Invariant: the files of deleted documents are removed (the queue is worked through at startup).
       for (const id of gone) {
         await eventually(async () => !(await fileExists(acked.get(id)!)), 10_000, `file of deleted document ${id} removed`);
@@ -130,13 +131,22 @@ describe.each(['local', 's3'] as const)('kill -9 during uploads and deletes, on 
 
     // Invariant: temporary files of uploads the kill cut off are never served, and are swept once stale. Time is
     // moved forward by ageing them, rather than waiting STALE_TEMP_MS.
+    // One cut-off file is planted, so the sweep has something to do even when the kill left none; a fresh one, as
+    // of an upload under way, must stay.
     const tmp = path.join(env.uploadDir, '.tmp');
-    const temps = await fs.readdir(tmp).catch(() => []);
+    await fs.mkdir(tmp, { recursive: true });
+    await fs.writeFile(path.join(tmp, 'planted-cut-off.part'), '%PDF-1.7 cut off');
+    const temps = await fs.readdir(tmp);
     const anHourAgo = new Date(Date.now() - 60 * 60 * 1000);
     for (const name of temps) await fs.utimes(path.join(tmp, name), anHourAgo, anHourAgo);
+    await fs.writeFile(path.join(tmp, 'planted-in-progress.part'), '%PDF-1.7 still arriving');
     service = await startServerProcess(env.env);
     try {
-      await eventually(async () => (await fs.readdir(tmp).catch(() => [])).length === 0, 10_000, 'stale temporary files swept');
+      await eventually(
+        async () => JSON.stringify(await fs.readdir(tmp)) === JSON.stringify(['planted-in-progress.part']),
+        10_000,
+        'stale temporary files swept, the fresh one kept',
+      );
     } finally {
       service.kill('SIGTERM');
       await service.exited;

@@ -188,6 +188,24 @@ describe('S3 outages', () => {
     expect(await queued()).toBe(0);
   });
 
+  test('invariant: a waiting file that no longer matches its recorded sha256 is not moved: the row stays local, its file stays, no copy is left on S3', async () => {
+    await t.s3!.down();
+    const res = await t.request().post(uploadPath()).attach('file', files.pdf(50_000), 'rotting.pdf');
+    expect(res.body.pendingStorage).toBe('s3');
+    await t.s3!.up();
+    // The disk corrupted it while it waited: same size, one byte flipped.
+    const file = path.join(t.uploadDir, res.body.storedFileName);
+    const bytes = await fs.readFile(file);
+    bytes[bytes.length - 1] ^= 0xff;
+    await fs.writeFile(file, bytes);
+
+    expect(await t.services.sync.run()).toEqual({ moved: 0, failed: 1 });
+    await t.services.deletions.runDue();
+    expect(await row(res.body.id)).toMatchObject({ storage: 'local', pending_storage: 's3' });
+    expect(await t.storedFiles()).toEqual([res.body.storedFileName]);
+    expect(await queued()).toBe(0);
+  });
+
   test('invariant: a document deleted while it waits to move leaves nothing behind, local or on S3', async () => {
     await t.s3!.down();
     const res = await t.request().post(uploadPath()).attach('file', files.pdf(), 'short-lived.pdf');

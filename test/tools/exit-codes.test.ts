@@ -33,7 +33,7 @@ describe('the tools as ops run them: exit codes', () => {
     expect(bad.stderr).toContain('--concurrency accepts a whole number from 1 to 64');
   }, 60_000);
 
-  test('1 when storage and database disagree, or S3 is not configured for a migration', async () => {
+  test('1 when storage and database disagree; 2 when S3 is not configured for a migration', async () => {
     const fs = await import('node:fs/promises');
     await fs.mkdir(env.uploadDir, { recursive: true });
     await fs.writeFile(path.join(env.uploadDir, 'stray.pdf'), '%PDF-1.4 nobody claims me');
