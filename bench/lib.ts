@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { randomFillSync } from 'node:crypto';
-import { freePort } from '../test/helpers/process';
+import { freePort, serviceNodeFlags } from '../test/helpers/process';
 
 export const MB = 1024 * 1024;
 const ROOT = path.resolve(__dirname, '..');
@@ -33,12 +33,15 @@ export interface Server {
 
 /**
  * Starts a server process (`script` relative to the repository, run by node, through tsx for .ts) and waits for it.
- * With BENCH_CPU_PROF=dir, the service (dist/server.js) writes a V8 CPU profile there when it stops.
+ * The service (dist/server.js) runs with the node flags of `npm start`, as ops run it; with BENCH_CPU_PROF=dir it also
+ * writes a V8 CPU profile there when it stops.
  */
 export async function startServer(script: string, env: Record<string, string>, ready = '/'): Promise<Server> {
   const port = await freePort();
-  const profile = process.env.BENCH_CPU_PROF && script.startsWith('dist/') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
-  const args = script.endsWith('.ts') ? ['--import', 'tsx', path.join(ROOT, script)] : [...profile, path.join(ROOT, script)];
+  const service = script === 'dist/server.js';
+  const profile = process.env.BENCH_CPU_PROF && service ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
+  const flags = service ? serviceNodeFlags() : [];
+  const args = script.endsWith('.ts') ? ['--import', 'tsx', path.join(ROOT, script)] : [...flags, ...profile, path.join(ROOT, script)];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, PORT: String(port) },

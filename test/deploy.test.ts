@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { serviceNodeFlags } from './helpers/process';
 
 const ROOT = path.resolve(__dirname, '..');
 const read = (file: string) => fs.readFile(path.join(ROOT, file), 'utf8');
@@ -11,11 +12,11 @@ async function documentedVariables(): Promise<string[]> {
 }
 
 describe('deploy configuration', () => {
-  test('render.yaml: the node start command, /ready as health check, every variable of .env.example, no secret values', async () => {
+  test('render.yaml: npm start\'s node command, /ready as health check, every variable of .env.example, no secret values', async () => {
     const text = await read('render.yaml');
     const blueprint = parse(text);
     const [web] = blueprint.services;
-    expect(web.startCommand).toBe('node dist/server.js');
+    expect(web.startCommand).toBe(['node', ...serviceNodeFlags(), 'dist/server.js'].join(' '));
     expect(web.healthCheckPath).toBe('/ready');
     for (const name of await documentedVariables()) expect(text).toContain(name);
     for (const secret of ['AWS_SECRET_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'JWT_SECRET']) {
@@ -32,12 +33,13 @@ describe('deploy configuration', () => {
     expect(railway.deploy.drainingSeconds).toBeGreaterThan(25);
   });
 
-  test('Dockerfile: multi-stage, production dependencies only, non-root, node as PID 1, migrations included', async () => {
+  test('Dockerfile: multi-stage, production dependencies only, non-root, node as PID 1 with npm start\'s flags, migrations included', async () => {
     const text = await read('Dockerfile');
     expect(text.match(/^FROM /gm)).toHaveLength(2);
     expect(text).toContain('npm ci --omit=dev');
     expect(text).toMatch(/^USER node$/m);
     expect(text).toContain('COPY migrations ./migrations');
-    expect(text).toMatch(/^CMD \["node", "dist\/server\.js"\]$/m);
+    expect(text).toMatch(/^CMD \[.*\]$/m);
+    expect(JSON.parse(/^CMD (\[.*\])$/m.exec(text)![1])).toEqual(['node', ...serviceNodeFlags(), 'dist/server.js']);
   });
 });

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -26,12 +27,23 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * The service as ops run it: its own process (`node src/server.ts` through tsx, so no build is needed), configured by
- * environment only. Resolves once /health answers. The test kills it however it likes (SIGTERM, SIGKILL).
+ * The node flags the service runs with: those of `npm start` (`node <flags> dist/server.js`), which the Dockerfile and
+ * render.yaml repeat (test/deploy.test.ts keeps them equal).
+ */
+export function serviceNodeFlags(): string[] {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const [node, ...rest] = scripts.start.split(/\s+/);
+  if (node !== 'node' || rest.pop() !== 'dist/server.js') throw new Error(`npm start is not "node <flags> dist/server.js": ${scripts.start}`);
+  return rest;
+}
+
+/**
+ * The service as ops run it: its own process (`node src/server.ts` through tsx, so no build is needed, with the node
+ * flags of `npm start`), configured by environment only. Resolves once /health answers. The test kills it however it likes (SIGTERM, SIGKILL).
  */
 export async function startServerProcess(env: Record<string, string>, port?: number): Promise<ServerProcess> {
   const chosen = port ?? (await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(), '--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
