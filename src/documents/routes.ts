@@ -22,15 +22,12 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
 
   router.post(
     '/',
-    // Before a byte of the body is read: an unknown customer is a 404, not a stored file to throw away.
-    async (req, _res, next) => {
-      await documents.requireCustomer(customerOf(req.params));
-      next();
-    },
+    // The customer is checked as the file streams (DocumentsService.store); a form without a file checks it here.
     uploadMiddleware(documents, config.uploads.maxBytes),
     async (req, res) => {
       const stored = req.file as unknown as StoredUpload | undefined;
       if (!stored) {
+        await documents.requireCustomer(customerOf(req.params));
         throw new BadRequestError('FILE_REQUIRED', 'Send the document as multipart/form-data, in the form field "file"');
       }
       const document = await documents.create(customerOf(req.params), stored, req.body ?? {});

@@ -252,12 +252,17 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
   });
 
   describe('refused uploads: a clear error, nothing stored', () => {
-    test('404 for an unknown customer', async () => {
+    test('404 for an unknown customer, whether the file is small, large (refused mid-stream) or missing', async () => {
       await expectNothingStored(async () => {
-        const res = await upload(files.pdf(), 'x.pdf', 'application/pdf', 999_999);
-        expect(res.status).toBe(404);
-        expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
+        for (const data of [files.pdf(), Buffer.concat([files.pdf(), Buffer.alloc(3 * 1024 * 1024, 7)])]) {
+          const res = await upload(data, 'x.pdf', 'application/pdf', 999_999);
+          expect(res.status).toBe(404);
+          expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
+        }
       });
+      const form = await t.request().post('/api/customers/999999/documents').field('category', 'contracts');
+      expect(form.status).toBe(404);
+      expect(form.body.error.code).toBe('CUSTOMER_NOT_FOUND');
     });
 
     test('400 without a file, or with a JSON body', async () => {
