@@ -31,4 +31,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 # Exec form, not npm start: node is PID 1 and receives SIGTERM itself; the server drains for SHUTDOWN_TIMEOUT (25 s)
 # and exits 0. Give `docker stop` more than its default 10 s: docker stop -t 30, or docker run --stop-timeout 30.
 # --initial-old-space-size: the same node flags as `npm start`; README "Performance" says why.
-CMD ["node", "--initial-old-space-size=32", "dist/server.js"]
+CMD ["node", "--initial-old-space-size=64", "dist/server.js"]

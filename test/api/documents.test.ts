@@ -252,10 +252,16 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
   });
 
   describe('refused uploads: a clear error, nothing stored', () => {
-    test('404 for an unknown customer, whether the file is small, large (refused mid-stream) or missing', async () => {
+    test('404 for an unknown customer, whether the file is small, large (refused mid-stream), of the wrong type or missing', async () => {
       await expectNothingStored(async () => {
         for (const data of [files.pdf(), Buffer.concat([files.pdf(), Buffer.alloc(3 * 1024 * 1024, 7)])]) {
           const res = await upload(data, 'x.pdf', 'application/pdf', 999_999);
+          expect(res.status).toBe(404);
+          expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
+        }
+        // Whatever else is wrong with the file, the unknown customer is the answer (as when it was checked first).
+        for (const [data, type] of [[Buffer.from('not a pdf at all'), 'application/pdf'], [Buffer.from('MZ'), 'application/x-msdownload']] as const) {
+          const res = await upload(data, 'x.pdf', type, 999_999);
           expect(res.status).toBe(404);
           expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
         }

@@ -78,7 +78,7 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     const upload = streamUpload({ port, path: `/api/customers/${customerId}/documents`, size: 4 * MB, chunkSize: 128 * 1024 });
     await upload.reached(2 * MB);
     upload.pause();
-    // The server is storing the body by now (past its customer check): the file is in a temporary file.
+    // The server is storing the body by now (2 MB in, its customer lookup long answered): the file is in a temporary file.
     await eventually(async () => (await t.storedFiles()).some((f) => f.startsWith('.tmp/')), 5_000, 'upload being stored');
     // Requests run one at a time here, so the pool holds an idle connection, which the INSERT goes out on; the
     // database stalls (the statement sits on the wire), then the connection breaks: the outcome is unknown.
