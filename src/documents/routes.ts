@@ -22,12 +22,11 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
 
   router.post(
     '/',
-    // The customer is checked as the file streams (DocumentsService.store); a form without a file checks it here.
+    // Checks the customer too, while the file streams.
     uploadMiddleware(documents, config.uploads.maxBytes),
     async (req, res) => {
       const stored = req.file as unknown as StoredUpload | undefined;
       if (!stored) {
-        await documents.requireCustomer(customerOf(req.params));
         throw new BadRequestError('FILE_REQUIRED', 'Send the document as multipart/form-data, in the form field "file"');
       }
       const document = await documents.create(customerOf(req.params), stored, req.body ?? {});

@@ -14,7 +14,7 @@ import { textField } from './fields';
 import { cleanFileName, storedExtension } from './file-name';
 import { resolveMimeType } from './file-types';
 import { UploadInspector } from './inspect';
-import { type Placement, placeUpload } from './placement';
+import { placeUpload } from './placement';
 import * as repo from './repository';
 
 /** An upload that is stored but has no row yet. */
@@ -72,49 +72,45 @@ export class DocumentsService {
   }
 
   /**
-   * Streams an upload into the primary store under a new server-made name, checking it on the way (customer, type,
-   * size, content), and returns what the row needs. On any failure nothing of it is kept.
+   * Streams an upload into the primary store under a new server-made name, checking it on the way (type, size,
+   * content), and returns what the row needs. On any failure nothing of it is kept. `customerRefusal`: the lookup
+   * of the customer, running meanwhile (see upload.ts); a refusal fails the upload as soon as it comes.
    */
-  store(customerId: number, upload: { stream: Readable; fileName?: string; declaredType?: string }): Promise<StoredUpload> {
-    return this.deps.tasks.track(this.storeUpload(customerId, upload));
+  store(
+    customerId: number,
+    upload: { stream: Readable; fileName?: string; declaredType?: string },
+    customerRefusal: Promise<unknown>,
+  ): Promise<StoredUpload> {
+    return this.deps.tasks.track(this.storeUpload(customerId, upload, customerRefusal));
   }
 
-  private async storeUpload(customerId: number, upload: { stream: Readable; fileName?: string; declaredType?: string }): Promise<StoredUpload> {
-    // The customer is looked up while the bytes already stream, not before: a known one no longer waits a database
-    // round trip (1 ms of a 13 ms 1 MB upload) for its first byte to be stored, and an unknown one fails the
-    // upload, its bytes discarded, as soon as the answer comes. Its answer wins over any other refusal, so an
-    // unknown customer is a 404 whatever else is wrong with the file, as when it was checked first.
-    let inspector: UploadInspector | undefined;
-    const lookupFailure = this.requireCustomer(customerId).then(
-      () => undefined,
-      (err: unknown) => {
-        inspector?.destroy(err as Error);
-        return err;
-      },
-    );
+  private async storeUpload(
+    customerId: number,
+    upload: { stream: Readable; fileName?: string; declaredType?: string },
+    customerRefusal: Promise<unknown>,
+  ): Promise<StoredUpload> {
     const fileName = cleanFileName(upload.fileName);
     const mimeType = resolveMimeType(upload.declaredType, fileName);
-    const storedFileName = `${uuidv7()}${storedExtension(fileName)}`;
-    let placed: Placement;
-    try {
-      if (!this.allowedTypes.has(mimeType)) {
-        throw new UnsupportedMediaTypeError('FILE_TYPE_NOT_ALLOWED', `Files of type ${mimeType} are not accepted`);
-      }
-      inspector = new UploadInspector(mimeType, this.deps.config.uploads.maxBytes);
-      // Errors either way: a failed check stops the request stream, a dropped request fails the inspector,
-      // and the stores see the failure through the inspector and discard what they received.
-      pipeline(upload.stream, inspector, () => undefined);
-      placed = await placeUpload(
-        this.deps.storage,
-        inspector,
-        { storedFileName, s3Key: this.s3Key(customerId, storedFileName), contentType: mimeType },
-        { fallback: this.deps.config.reliability.s3Fallback, logger: this.deps.logger },
-      );
-    } catch (err) {
-      throw (await lookupFailure) ?? err;
+    if (!this.allowedTypes.has(mimeType)) {
+      throw new UnsupportedMediaTypeError('FILE_TYPE_NOT_ALLOWED', `Files of type ${mimeType} are not accepted`);
     }
+    const storedFileName = `${uuidv7()}${storedExtension(fileName)}`;
+    const inspector = new UploadInspector(mimeType, this.deps.config.uploads.maxBytes);
+    const refusal = customerRefusal.then((err) => {
+      if (err) inspector.destroy(err as Error);
+      return err;
+    });
+    // Errors either way: a failed check stops the request stream, a dropped request fails the inspector,
+    // and the stores see the failure through the inspector and discard what they received.
+    pipeline(upload.stream, inspector, () => undefined);
+    const placed = await placeUpload(
+      this.deps.storage,
+      inspector,
+      { storedFileName, s3Key: this.s3Key(customerId, storedFileName), contentType: mimeType },
+      { fallback: this.deps.config.reliability.s3Fallback, logger: this.deps.logger },
+    );
     // A small file can be stored before the lookup answers.
-    const refused = await lookupFailure;
+    const refused = await refusal;
     if (refused) {
       await this.discard(placed);
       throw refused;

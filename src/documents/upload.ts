@@ -15,6 +15,8 @@ const MULTIPART_ALLOWANCE = 1024 * 1024;
  */
 export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
   const storing = new WeakMap<object, Promise<unknown>>();
+  /** Per request: the customer's refusal (404, or 503 with the database away) once the lookup answers, else undefined. */
+  const refusals = new WeakMap<object, Promise<unknown>>();
   const refuse = new WeakMap<object, (err: unknown) => void>();
   const engine: multer.StorageEngine = {
     _handleFile(req, file, done) {
@@ -25,11 +27,11 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       file.stream.once('error', () => stopReading(req, req.res!));
       // Inside the promise: a throw here would escape into busboy's event handler and take the process down.
       const stored = (async () =>
-        documents.store(parseId(req.params.customerId, 'customer'), {
-          stream: file.stream,
-          fileName: file.originalname,
-          declaredType: file.mimetype,
-        }))();
+        documents.store(
+          parseId(req.params.customerId, 'customer'),
+          { stream: file.stream, fileName: file.originalname, declaredType: file.mimetype },
+          refusals.get(req)!,
+        ))();
       storing.set(req, stored.catch(() => undefined));
       stored.then(
         (s) => done(null, s as Partial<Express.Multer.File>),
@@ -55,10 +57,20 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
   }).single('file');
 
   return (req, res, next) => {
+    // The customer is looked up while the body streams, not before it: a known one no longer waits a database round
+    // trip (1 ms of a 13 ms 1 MB upload) for its first byte to be stored. An unknown one fails the upload as soon
+    // as the answer comes (DocumentsService.store), and is the answer whatever else is wrong with the upload, as
+    // when it was checked first.
+    const refusal = documents.requireCustomer(parseId(req.params.customerId, 'customer')).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    refusals.set(req, refusal);
+    const fail = async (err: unknown) => next((await refusal) ?? err);
     // A body that announces more than the limit is refused before a byte of it is read.
     const announced = Number(req.get('content-length'));
     if (announced > maxBytes + MULTIPART_ALLOWANCE) {
-      return next(new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`));
+      return void fail(new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`));
     }
     let answered = false;
     const answer = async (err?: unknown) => {
@@ -67,7 +79,8 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       // When the file stream fails (a body cut short), multer reports at once, not waiting for the engine; the
       // driver may still be discarding what it received. Answer only once it has, so an error means nothing kept.
       await storing.get(req);
-      next(err ? toUploadError(err, maxBytes) : undefined);
+      if (err) return fail(toUploadError(err, maxBytes));
+      next(await refusal); // also for a form without a file
     };
     // An upload the store refused is answered now, not when multer has read the rest of the body (it never will).
     refuse.set(req, (err) => {

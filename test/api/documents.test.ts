@@ -265,6 +265,13 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
           expect(res.status).toBe(404);
           expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
         }
+        const cut = await t
+          .request()
+          .post('/api/customers/999999/documents')
+          .set('Content-Type', 'multipart/form-data; boundary=XYZ')
+          .send('--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4 trunc');
+        expect(cut.status).toBe(404);
+        expect(cut.body.error.code).toBe('CUSTOMER_NOT_FOUND');
       });
       const form = await t.request().post('/api/customers/999999/documents').field('category', 'contracts');
       expect(form.status).toBe(404);
@@ -421,12 +428,12 @@ describe('size limit', () => {
       // the 100 MB it announces and no more, so only an answer that does not wait for the body can arrive.
       const server = t.app.listen(0);
       try {
-        const announced = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const announce = (customer: number) => new Promise<{ status: number; body: string }>((resolve, reject) => {
           const req = http.request(
             {
               port: (server.address() as { port: number }).port,
               method: 'POST',
-              path: `/api/customers/${id}/documents`,
+              path: `/api/customers/${customer}/documents`,
               headers: { 'Content-Type': 'multipart/form-data; boundary=b', 'Content-Length': String(100 * 1024 * 1024) },
             },
             (res) => {
@@ -441,8 +448,13 @@ describe('size limit', () => {
           req.on('error', reject);
           req.write('--b\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n%PDF-1.4');
         });
+        const announced = await announce(id);
         expect(announced.status).toBe(413);
         expect(JSON.parse(announced.body).error.code).toBe('FILE_TOO_LARGE');
+        // An unknown customer is the answer first, as for any other refused upload.
+        const unknown = await announce(999_999);
+        expect(unknown.status).toBe(404);
+        expect(JSON.parse(unknown.body).error.code).toBe('CUSTOMER_NOT_FOUND');
       } finally {
         server.close();
       }

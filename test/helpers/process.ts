@@ -39,7 +39,8 @@ export function serviceNodeFlags(): string[] {
 
 /**
  * The service as ops run it: its own process (`node src/server.ts` through tsx, so no build is needed, with the node
- * flags of `npm start`), configured by environment only. Resolves once /health answers. The test kills it however it likes (SIGTERM, SIGKILL).
+ * flags of `npm start`), configured by environment only. Resolves once /health answers. The test kills it however
+ * it likes (SIGTERM, SIGKILL).
  */
 export async function startServerProcess(env: Record<string, string>, port?: number): Promise<ServerProcess> {
   const chosen = port ?? (await freePort());
