@@ -156,6 +156,8 @@ export interface Contender {
 export interface Measured {
   /** Median seconds of one run. */
   seconds: number;
+  /** Every timed run's seconds, in the order run: how far the median can be trusted. */
+  runs: number[];
   /** Mean CPU milliseconds per run, by pid (in the order given): /proc counts in 10 ms ticks, too coarse for a median. */
   cpuMs: number[];
 }
@@ -179,7 +181,7 @@ export async function compare(contenders: Contender[], rounds: number, warmup = 
       after.forEach((ms, i) => cpu.get(c.name)![i].push(ms - before[i]));
     }
   }
-  return new Map(contenders.map((c) => [c.name, { seconds: median(seconds.get(c.name)!), cpuMs: cpu.get(c.name)!.map(mean) }]));
+  return new Map(contenders.map((c) => [c.name, { seconds: median(seconds.get(c.name)!), runs: seconds.get(c.name)!, cpuMs: cpu.get(c.name)!.map(mean) }]));
 }
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;

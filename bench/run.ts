@@ -1,6 +1,7 @@
 /**
- * npm run bench: the service against what a user would otherwise run, on this machine, in one run. Writes
- * bench/results.json and prints a table. BENCH_QUICK=1 uses small sizes and short runs (to try the bench itself).
+ * npm run bench: the service against what a user would otherwise run, on this machine, in one run. Prints a table
+ * and writes it to bench/results.json and, in Markdown, to bench/results.md. BENCH_QUICK=1 uses small sizes and
+ * short runs (to try the bench itself).
  */
 import { execSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -13,34 +14,22 @@ import { createPgliteDb } from '../src/db/pglite';
 import { migrate } from '../src/db/migrate';
 import { LEGACY_SCHEMA } from '../test/helpers/legacy';
 import { type BenchS3, compare, type Contender, download, makeFile, MB, startS3Server, startServer, upload, withPeakRss } from './lib';
+import { consoleLine, markdownTable, mbps, type Row, spread } from './table';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const SIZES = QUICK ? [1 * MB, 16 * MB] : [1 * MB, 64 * MB, 1024 * MB];
 const BIG = SIZES[SIZES.length - 1];
 /** Timed rounds per size: enough for a stable median of the small ones, without hours on the big ones. */
-const ROUNDS = (size: number) => (QUICK ? 3 : size <= 1 * MB ? 40 : size <= 64 * MB ? 7 : 3);
+const ROUNDS = (size: number) => (QUICK ? 3 : size <= 1 * MB ? 40 : size <= 64 * MB ? 7 : 5);
 const WARMUP = (size: number) => (size <= 1 * MB ? 20 : 1);
 const LOAD_SECONDS = QUICK ? 5 : 20;
 const ROWS = QUICK ? 100_000 : 1_000_000;
 
-interface Row {
-  figure: string;
-  value: number;
-  unit: string;
-  /** value / reference, when there is one */
-  ratio?: number;
-  reference?: string;
-  goal?: string;
-  /** The figures behind the value, when it summarises several. */
-  note?: string;
-}
 const rows: Row[] = [];
 const add = (row: Row) => {
   rows.push(row);
-  const ratio = row.ratio === undefined ? (row.note ? `  ${row.note}` : '') : `  ${(row.ratio * 100).toFixed(0)}% of ${row.reference}`;
-  console.log(`${row.figure.padEnd(58)} ${row.value.toFixed(row.unit === 'MB/s' || row.unit === 'req/s' ? 0 : 2).padStart(9)} ${row.unit.padEnd(5)}${ratio}`);
+  console.log(consoleLine(row));
 };
-const mbps = (size: number, seconds: number) => size / MB / seconds;
 const labelOf = (size: number) => (size >= 1024 * MB ? `${size / 1024 / MB} GB` : `${size / MB} MB`);
 
 async function main(): Promise<void> {
@@ -65,7 +54,9 @@ async function main(): Promise<void> {
     out,
     `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), quick: QUICK, results: rows }, null, 2)}\n`,
   );
-  console.log(`\nwritten to ${path.relative(process.cwd(), out)}`);
+  const markdown = path.join(__dirname, 'results.md');
+  await fs.writeFile(markdown, markdownTable(rows));
+  console.log(`\nwritten to ${path.relative(process.cwd(), out)} and ${path.relative(process.cwd(), markdown)}`);
 }
 
 function machine() {
@@ -149,13 +140,14 @@ async function throughput(work: string, files: Map<number, string>, s3: BenchS3)
       ];
       const m = await compare(contenders, ROUNDS(size), WARMUP(size));
       const t = (name: string) => m.get(name)!.seconds;
+      const runs = (name: string) => spread(size, m.get(name)!.runs);
       const cpu = (name: string, i = 0) => m.get(name)!.cpuMs[i];
-      add({ figure: `upload ${label}, bare pipe to disk (ceiling)`, value: mbps(size, t('ceiling')), unit: 'MB/s' });
-      add({ figure: `upload ${label}, memoryStorage + writeFile`, value: mbps(size, t('memoryLocal')), unit: 'MB/s', ratio: t('ceiling') / t('memoryLocal'), reference: 'ceiling' });
-      add({ figure: `upload ${label}, service to local disk`, value: mbps(size, t('serviceLocal')), unit: 'MB/s', ratio: t('ceiling') / t('serviceLocal'), reference: 'ceiling', goal: '>= 80% of ceiling, faster than memoryStorage' });
+      add({ figure: `upload ${label}, bare pipe to disk (ceiling)`, value: mbps(size, t('ceiling')), unit: 'MB/s', note: runs('ceiling') });
+      add({ figure: `upload ${label}, memoryStorage + writeFile`, value: mbps(size, t('memoryLocal')), unit: 'MB/s', ratio: t('ceiling') / t('memoryLocal'), reference: 'ceiling', note: runs('memoryLocal') });
+      add({ figure: `upload ${label}, service to local disk`, value: mbps(size, t('serviceLocal')), unit: 'MB/s', ratio: t('ceiling') / t('serviceLocal'), reference: 'ceiling', goal: '>= 80% of ceiling, faster than memoryStorage', note: runs('serviceLocal') });
       add({ figure: `upload ${label}, service to local disk, vs memoryStorage`, value: mbps(size, t('serviceLocal')), unit: 'MB/s', ratio: t('memoryLocal') / t('serviceLocal'), reference: 'memoryStorage + writeFile' });
-      add({ figure: `upload ${label}, memoryStorage + PutObject (S3)`, value: mbps(size, t('memoryS3')), unit: 'MB/s', ratio: t('ceiling') / t('memoryS3'), reference: 'ceiling' });
-      add({ figure: `upload ${label}, service to S3`, value: mbps(size, t('serviceS3')), unit: 'MB/s', ratio: t('memoryS3') / t('serviceS3'), reference: 'memoryStorage + PutObject' });
+      add({ figure: `upload ${label}, memoryStorage + PutObject (S3)`, value: mbps(size, t('memoryS3')), unit: 'MB/s', ratio: t('ceiling') / t('memoryS3'), reference: 'ceiling', note: runs('memoryS3') });
+      add({ figure: `upload ${label}, service to S3`, value: mbps(size, t('serviceS3')), unit: 'MB/s', ratio: t('memoryS3') / t('serviceS3'), reference: 'memoryStorage + PutObject', note: runs('serviceS3') });
       // Where the time goes: CPU per upload of each server, and of the S3 server behind it.
       add({ figure: `CPU per ${label} upload to local disk, service`, value: cpu('serviceLocal'), unit: 'ms', note: `ceiling / memoryStorage / service: ${cpu('ceiling').toFixed(0)} / ${cpu('memoryLocal').toFixed(0)} / ${cpu('serviceLocal').toFixed(0)}` });
       add({ figure: `CPU per ${label} upload to S3, service + S3 server`, value: cpu('serviceS3') + cpu('serviceS3', 1), unit: 'ms', note: `PutObject / service, each + S3 server: ${cpu('memoryS3').toFixed(0)} + ${cpu('memoryS3', 1).toFixed(0)} / ${cpu('serviceS3').toFixed(0)} + ${cpu('serviceS3', 1).toFixed(0)}` });
@@ -194,10 +186,11 @@ async function throughput(work: string, files: Map<number, string>, s3: BenchS3)
       QUICK ? 3 : 5,
     );
     const t = (name: string) => m.get(name)!.seconds;
-    add({ figure: `download ${label}, express.static`, value: mbps(BIG, t('static')), unit: 'MB/s' });
+    const runs = (name: string) => spread(BIG, m.get(name)!.runs);
+    add({ figure: `download ${label}, express.static`, value: mbps(BIG, t('static')), unit: 'MB/s', note: runs('static') });
     add({ figure: `download ${label}, bare pipe of the file`, value: mbps(BIG, t('bare')), unit: 'MB/s', ratio: t('static') / t('bare'), reference: 'express.static' });
     for (const name of ['local disk', 'S3']) {
-      add({ figure: `download ${label} from ${name}, service`, value: mbps(BIG, t(name)), unit: 'MB/s', ratio: t('static') / t(name), reference: 'express.static', goal: '>= 90% of express.static' });
+      add({ figure: `download ${label} from ${name}, service`, value: mbps(BIG, t(name)), unit: 'MB/s', ratio: t('static') / t(name), reference: 'express.static', goal: '>= 90% of express.static', note: runs(name) });
     }
     // What S3 itself allows here: the same object through a bare GetObject pipe, against which the service's own cost shows.
     add({ figure: `download ${label}, bare pipe of a GetObject (S3)`, value: mbps(BIG, t('bare S3')), unit: 'MB/s', ratio: t('static') / t('bare S3'), reference: 'express.static' });
