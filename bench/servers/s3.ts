@@ -1,8 +1,8 @@
 // The S3 server of the bench (s3rver), in a process of its own: in the bench's process it would share one event
 // loop with the clients being timed, and a proxy in between would copy every byte once more.
-import S3rver from 's3rver';
+import { createS3rver } from '../../test/helpers/s3rver';
 
-const server = new S3rver({
+const server = createS3rver({
   port: Number(process.env.PORT),
   address: '127.0.0.1',
   directory: process.env.BENCH_DIR!,

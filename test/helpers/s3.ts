@@ -2,10 +2,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import type { S3Config } from '../../src/config';
 import { createS3Client } from '../../src/storage/s3';
 import { startProxy, type TestProxy } from './proxy';
+import { createS3rver } from './s3rver';
 
 export interface TestS3 {
   /** The environment that points the service at this server. */
@@ -24,22 +24,6 @@ export interface TestS3 {
 }
 
 /**
- * s3rver 3.7.1 (its last release) stores a key a/b/c as the file c in the directory a/b, and a delete removes the
- * directory once it is empty. A put under the same prefix at that moment has made the directory but not yet opened
- * its file: the open fails with ENOENT, s3rver does not listen for the error (an uncaught exception in the test's
- * process), and still answers 200 with the object missing. S3 has no directories, so nothing a client sees depends
- * on their removal: the delete here removes the object's own files and leaves the directory. The same store code
- * serves everything else. (Two deletes racing on the rmdir is jamhall/s3rver#788, still open.)
- */
-function keepDirectoriesOnDelete(server: S3rver): void {
-  const store = server.store;
-  store.deleteObject = async (bucket, key) => {
-    const files = ['object', 'object.md5', 'metadata.json'].map((resource) => store.getResourcePath(bucket, key, resource));
-    await Promise.all(files.map((file) => fs.rm(file, { force: true })));
-  };
-}
-
-/**
  * A real S3 HTTP server (s3rver) in this process with an empty bucket, reached through a TCP proxy so a test can
  * take it down, bring it back, or make it hang. s3rver accepts the signature of the fixed key pair S3RVER/S3RVER,
  * so requests are signed exactly as they are for AWS.
@@ -47,8 +31,7 @@ function keepDirectoriesOnDelete(server: S3rver): void {
 export async function startS3(bucket = 'test-documents'): Promise<TestS3> {
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), 's3rver-'));
   const run = async () => {
-    const server = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
-    keepDirectoriesOnDelete(server);
+    const server = createS3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
     const { port } = (await server.run()) as { port: number };
     return { server, port };
   };

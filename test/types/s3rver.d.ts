@@ -1,12 +1,12 @@
 declare module 's3rver' {
-  interface S3rverOptions {
+  export interface S3rverOptions {
     port?: number;
     address?: string;
     directory: string;
     silent?: boolean;
     configureBuckets?: { name: string; configs?: unknown[] }[];
   }
-  /** s3rver's file store: the one method the tests replace (see test/helpers/s3.ts). */
+  /** s3rver's file store: the one method replaced for the tests and the bench (test/helpers/s3rver.ts). */
   interface FilesystemStore {
     getResourcePath(bucket: string, key: string, resource: string): string;
     deleteObject(bucket: string, key: string): Promise<void>;
