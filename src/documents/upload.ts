@@ -9,15 +9,23 @@ import type { DocumentsService, StoredUpload } from './service';
 const MULTIPART_ALLOWANCE = 1024 * 1024;
 
 
+/** What the middleware and the storage engine share about one upload request. */
+interface UploadState {
+  readonly customerId: number;
+  /** The customer's refusal (404, or 503 with the database away) once the lookup answers, else undefined. */
+  readonly refusal: Promise<unknown>;
+  /** The store's work on the file, settled (never rejected) once it has kept or discarded what it received. */
+  storing?: Promise<unknown>;
+  /** Answers with the store's refusal at once. */
+  readonly refuse: (err: unknown) => void;
+}
+
 /**
  * multer, with a storage engine that streams the file through DocumentsService.store into the storage driver:
  * nothing is buffered whole, in memory or on disk. The stored upload's fields land on req.file.
  */
 export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
-  const storing = new WeakMap<object, Promise<unknown>>();
-  /** Per request: the customer's refusal (404, or 503 with the database away) once the lookup answers, else undefined. */
-  const refusals = new WeakMap<object, Promise<unknown>>();
-  const refuse = new WeakMap<object, (err: unknown) => void>();
+  const uploads = new WeakMap<object, UploadState>();
   const engine: multer.StorageEngine = {
     _handleFile(req, file, done) {
       // The file stream fails the moment the upload is refused (over the limit, wrong content, client gone, store
@@ -25,19 +33,20 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       // byte: a client sending gigabytes past the limit would keep the server reading them. Stop reading instead;
       // the answer goes out once the store has discarded what it received (below).
       file.stream.once('error', () => stopReading(req, req.res!));
+      const upload = uploads.get(req)!;
       // Inside the promise: a throw here would escape into busboy's event handler and take the process down.
       const stored = (async () =>
         documents.store(
-          parseId(req.params.customerId, 'customer'),
+          upload.customerId,
           { stream: file.stream, fileName: file.originalname, declaredType: file.mimetype },
-          refusals.get(req)!,
+          upload.refusal,
         ))();
-      storing.set(req, stored.catch(() => undefined));
+      upload.storing = stored.catch(() => undefined);
       stored.then(
         (s) => done(null, s as Partial<Express.Multer.File>),
         (err) => {
           done(err);
-          refuse.get(req)?.(err);
+          upload.refuse(err);
         },
       );
     },
@@ -61,11 +70,11 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     // trip (1 ms of a 13 ms 1 MB upload) for its first byte to be stored. An unknown one fails the upload as soon
     // as the answer comes (DocumentsService.store), and is the answer whatever else is wrong with the upload, as
     // when it was checked first.
-    const refusal = documents.requireCustomer(parseId(req.params.customerId, 'customer')).then(
+    const customerId = parseId(req.params.customerId, 'customer');
+    const refusal = documents.requireCustomer(customerId).then(
       () => undefined,
       (err: unknown) => err,
     );
-    refusals.set(req, refusal);
     const fail = async (err: unknown) => next((await refusal) ?? err);
     // A body that announces more than the limit is refused before a byte of it is read.
     const announced = Number(req.get('content-length'));
@@ -78,15 +87,20 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       answered = true;
       // When the file stream fails (a body cut short), multer reports at once, not waiting for the engine; the
       // driver may still be discarding what it received. Answer only once it has, so an error means nothing kept.
-      await storing.get(req);
+      await upload.storing;
       if (err) return fail(toUploadError(err, maxBytes));
       next(await refusal); // also for a form without a file
     };
-    // An upload the store refused is answered now, not when multer has read the rest of the body (it never will).
-    refuse.set(req, (err) => {
-      stopReading(req, res);
-      void answer(err);
-    });
+    const upload: UploadState = {
+      customerId,
+      refusal,
+      // An upload the store refused is answered now, not when multer has read the rest of the body (it never will).
+      refuse: (err) => {
+        stopReading(req, res);
+        void answer(err);
+      },
+    };
+    uploads.set(req, upload);
     parse(req, res, answer);
   };
 }
