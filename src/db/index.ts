@@ -1,7 +1,6 @@
 import type { Config } from '../config';
 import type { Db } from './db';
 import { createPgDb } from './pg';
-import { createPgliteDb } from './pglite';
 
 export type { Db, Queryable, Session } from './db';
 
@@ -9,5 +8,11 @@ export type { Db, Queryable, Session } from './db';
 export async function createDb(config: Config, onError?: (err: Error) => void): Promise<Db> {
   return config.database.url
     ? createPgDb(config.database.url, { onError })
-    : createPgliteDb(config.database.pgliteDataDir, { onError });
+    : loadPglite().createPgliteDb(config.database.pgliteDataDir, { onError });
+}
+
+/** PGlite's module, loaded only without DATABASE_URL: a service on Postgres does without its 1–2 MB. */
+function loadPglite(): typeof import('./pglite') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./pglite') as typeof import('./pglite');
 }
