@@ -71,7 +71,7 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
 }
 
 /**
- * The S3 driver's module, loaded only when S3 is configured: the AWS SDK it brings is about 11 MB of an idle
+ * The S3 driver's module, loaded only when S3 is configured: the AWS SDK it brings is about 10 MB of an idle
  * service's 85 MB of RSS, which a service on local disk does without.
  */
 function loadS3(): typeof import('./s3') {

@@ -11,7 +11,8 @@ async function main(): Promise<void> {
   const service = await startService(loadConfig(process.env), createLogger('silent'));
   const packages = new Set<string>();
   for (const file of Object.keys(require.cache)) {
-    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file);
+    // The innermost package: a dependency nested under another's node_modules is reported as itself.
+    const match = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file);
     if (match) packages.add(match[1]);
   }
   await service.close();

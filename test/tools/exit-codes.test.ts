@@ -11,7 +11,8 @@ const tool = (name: string, args: string[], env: Record<string, string>) =>
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    // 'close', not 'exit': only then has all of stdout and stderr been read.
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 
 describe('the tools as ops run them: exit codes', () => {
