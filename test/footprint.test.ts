@@ -1,29 +1,11 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
+import { runScript } from './helpers/process';
 import { createServiceEnv, type ServiceEnv } from './helpers/service-env';
 
-/** The packages a service process has loaded once started on `env`; the process is killed if it takes 50 s. */
-function loadedPackages(env: Record<string, string>): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'helpers/loaded-packages.ts')], {
-      env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, PORT: '0' },
-      timeout: 50_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    // 'close', not 'exit': only then has all of stdout been read.
-    child.on('close', (code, signal) => {
-      if (code !== 0) return reject(new Error(`exit ${code ?? signal}: ${stderr}`));
-      try {
-        resolve(JSON.parse(stdout) as string[]);
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
+/** The packages a service process has loaded once started on `env`. */
+async function loadedPackages(env: Record<string, string>): Promise<string[]> {
+  const run = await runScript('test/helpers/loaded-packages.ts', [], { ...env, PORT: '0' });
+  if (run.code !== 0) throw new Error(`exit ${run.code ?? run.signal}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as string[];
 }
 
 // An idle service on local disk and Postgres took 85 MB of RSS with the AWS SDK and PGlite loaded, 74 MB without

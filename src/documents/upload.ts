@@ -8,7 +8,6 @@ import type { DocumentsService, StoredUpload } from './service';
 /** Room for the multipart framing and the text fields around the file, when judging Content-Length up front. */
 const MULTIPART_ALLOWANCE = 1024 * 1024;
 
-
 /** What the middleware and the storage engine share about one upload request. */
 interface UploadState {
   readonly customerId: number;

@@ -85,3 +85,31 @@ export async function startServerProcess(env: Record<string, string>, port?: num
   }
   return { port: chosen, url, child, logs, exited, kill: (signal) => child.kill(signal) };
 }
+
+export interface ScriptRun {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs a TypeScript file of the repository (`file`, relative to it) to its end in a process of its own, through
+ * tsx, with `env` for its environment; kills it after `timeoutMs`. Resolves once its output is read whole.
+ */
+export function runScript(file: string, args: string[], env: Record<string, string>, timeoutMs = 50_000): Promise<ScriptRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, file), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+      timeout: timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    // 'close', not 'exit': only then has all of stdout and stderr been read.
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}

@@ -1,19 +1,8 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { runScript } from '../helpers/process';
 import { createServiceEnv, type ServiceEnv } from '../helpers/service-env';
 
-const tool = (name: string, args: string[], env: Record<string, string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(__dirname, `../../src/tools/${name}.ts`), ...args], {
-      env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    // 'close', not 'exit': only then has all of stdout and stderr been read.
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+const tool = (name: string, args: string[], env: Record<string, string>) => runScript(`src/tools/${name}.ts`, args, env);
 
 describe('the tools as ops run them: exit codes', () => {
   let env: ServiceEnv;
