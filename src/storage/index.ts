@@ -35,13 +35,11 @@ export interface Storage {
 export function createStorage(config: Config, s3Client?: S3Client, { metrics }: { metrics?: Metrics } = {}): Storage {
   const local = instrument(new LocalDriver(config.storage.uploadDir), metrics);
   const s3config = config.storage.s3;
-  let client: S3Client | undefined;
   let s3: S3Driver | undefined;
   if (s3config) {
     const s3module = loadS3();
-    client = s3Client ?? s3module.createS3Client(s3config);
     s3 = instrument(
-      new s3module.S3Driver(client, s3config.bucket, {
+      new s3module.S3Driver(s3Client ?? s3module.createS3Client(s3config), s3config.bucket, {
         // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
         partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
         // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184 MB
@@ -65,7 +63,8 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
       return driver;
     },
     close() {
-      if (client && client !== s3Client) client.destroy();
+      // Only a client built here: an injected one is its owner's to destroy.
+      if (s3 && !s3Client) s3.client.destroy();
     },
   };
 }
