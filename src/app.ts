@@ -50,7 +50,20 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
     app.use(
       cors({
         origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
-        exposedHeaders: ['Location', 'Content-Disposition', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'ETag', 'X-Request-Id'],
+        // The methods some route answers; cors' default also offers PUT and PATCH, which none does.
+        methods: ['GET', 'HEAD', 'POST', 'DELETE'],
+        // Retry-After on a 503 and WWW-Authenticate on a 401 are for the frontend to act on, so it must see them.
+        exposedHeaders: [
+          'Location',
+          'Content-Disposition',
+          'Content-Range',
+          'Content-Length',
+          'Accept-Ranges',
+          'ETag',
+          'X-Request-Id',
+          'Retry-After',
+          'WWW-Authenticate',
+        ],
         maxAge: 600,
       }),
     );

@@ -1,11 +1,12 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
+import { jsonBody } from '../http/json-body';
 import { parseId } from '../http/params';
 import type { CustomersService } from './service';
 
 export function customersRouter(customers: CustomersService): Router {
   const router = Router();
 
-  router.post('/', express.json({ limit: '16kb' }), async (req, res) => {
+  router.post('/', ...jsonBody('16kb'), async (req, res) => {
     const customer = await customers.create(req.body);
     res.status(201).location(`${req.baseUrl}/${customer.id}`).json(customer);
   });

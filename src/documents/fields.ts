@@ -1,6 +1,14 @@
 import { BadRequestError } from '../errors';
 
 const FIELD_LIMITS = { category: 100, description: 2000 } as const;
+/**
+ * Control characters a field refuses: they would reach the CRM's screens and its exports as they are (an escape
+ * sequence, a form feed), and Postgres text cannot hold NUL. A description keeps its tabs and line breaks.
+ */
+const CONTROL = {
+  category: /[\u0000-\u001f\u007f]/,
+  description: /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/,
+} as const;
 
 /** A text field of an upload's form, trimmed; null when absent or empty. */
 export function textField(fields: Record<string, unknown>, name: keyof typeof FIELD_LIMITS): string | null {
@@ -8,8 +16,7 @@ export function textField(fields: Record<string, unknown>, name: keyof typeof FI
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new BadRequestError('INVALID_FIELD', `${name} must be a single text value`);
   const text = value.trim();
-  // Postgres text cannot hold NUL; refused here, it is the client's mistake rather than a failed insert.
-  if (text.includes('\u0000')) throw new BadRequestError('INVALID_FIELD', `${name} must not contain NUL characters`);
+  if (CONTROL[name].test(text)) throw new BadRequestError('INVALID_FIELD', `${name} must not contain control characters`);
   if (text.length > FIELD_LIMITS[name]) {
     throw new BadRequestError('INVALID_FIELD', `${name} must be at most ${FIELD_LIMITS[name]} characters`);
   }

@@ -1,8 +1,9 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { RequestHandler } from 'express';
 import multer from 'multer';
 import bytes from 'bytes';
 import { AppError, BadRequestError, PayloadTooLargeError } from '../errors';
 import { parseId } from '../http/params';
+import { stopReading } from '../http/stop-reading';
 import type { DocumentsService, StoredUpload } from './service';
 
 /** Room for the multipart framing and the text fields around the file, when judging Content-Length up front. */
@@ -102,22 +103,6 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     uploads.set(req, upload);
     parse(req, res, answer);
   };
-}
-
-const stopped = new WeakSet<Request>();
-
-/**
- * Stops reading a request whose body is refused: the kernel's buffers fill and the client stops sending. The
- * answer goes out with Connection: close, after which Node closes the connection, unread rest and all.
- */
-function stopReading(req: Request, res: Response): void {
-  if (req.complete || stopped.has(req)) return;
-  stopped.add(req);
-  req.unpipe();
-  req.removeAllListeners('data');
-  req.removeAllListeners('readable');
-  req.pause();
-  res.set('Connection', 'close');
 }
 
 const MULTER_MESSAGES: Record<string, string> = {

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type {} from 'pino-http'; // req.log
 import { AppError, NotFoundError } from '../errors';
+import { stopReading } from './stop-reading';
 
 export const notFound: RequestHandler = (req, _res, next) =>
   next(new NotFoundError('ROUTE_NOT_FOUND', `No route ${req.method} ${req.path}`));
@@ -41,5 +42,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     res.destroy();
     return;
   }
+  // Refused before its body was read (no token, a bad id, too large by its Content-Length, no such route).
+  stopReading(req, res);
   res.status(error.status).set(error.headers).json({ error: { code: error.code, message: error.message } });
 };

@@ -255,10 +255,11 @@ export const openApiDocument: Json = {
           ]),
           '401': unauthorized,
           '413': errorResponse('The body is larger than 16 kB.', ['BODY_TOO_LARGE']),
-          '415': errorResponse('The body has a charset other than UTF-8 or a Content-Encoding that is not supported.', [
-            'UNSUPPORTED_CHARSET',
-            'UNSUPPORTED_ENCODING',
-          ]),
+          '415': errorResponse(
+            'The body is not sent as application/json, or has a charset other than UTF-8 or a Content-Encoding that ' +
+              'is not supported.',
+            ['UNSUPPORTED_MEDIA_TYPE', 'UNSUPPORTED_CHARSET', 'UNSUPPORTED_ENCODING'],
+          ),
           '500': internalError,
           '503': databaseUnavailable,
         },
@@ -442,7 +443,9 @@ export const openApiDocument: Json = {
         name: 'documentId',
         in: 'path',
         required: true,
-        description: "The document id; another customer's document is a 404. Not a positive integer: 400 INVALID_ID.",
+        description:
+          "The document id; another customer's document is a 404. Not a positive integer: 400 INVALID_ID; beyond " +
+          '2147483647: 404.',
         schema: { type: 'integer', minimum: 1 },
       },
       Range: {
@@ -634,8 +637,8 @@ export const openApiDocument: Json = {
               'EMPTY_FILE, INVALID_FIELD, INVALID_UPLOAD, INVALID_MULTIPART, REQUEST_ABORTED, BAD_REQUEST. 401: ' +
               'AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID. 404: CUSTOMER_NOT_FOUND, ' +
               'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
-              'FILE_TYPE_NOT_ALLOWED, FILE_CONTENT_MISMATCH, UNSUPPORTED_CHARSET, UNSUPPORTED_ENCODING. 416: ' +
-              'RANGE_NOT_SATISFIABLE. 503: DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE (with Retry-After); NOT_READY ' +
+              'FILE_TYPE_NOT_ALLOWED, FILE_CONTENT_MISMATCH, UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_CHARSET, ' +
+              'UNSUPPORTED_ENCODING. 416: RANGE_NOT_SATISFIABLE. 503: DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE (with Retry-After); NOT_READY ' +
               'on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can carry.',
           },
           message: { type: 'string', description: 'For a person to read.' },

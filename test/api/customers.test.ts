@@ -32,6 +32,8 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     [{ name: 'Ok', email: 'not-an-address' }, /email must be an e-mail address/],
     [{ name: 42 }, /name is required/],
     [{ name: 'Null\u0000Byte' }, /control characters/],
+    // A lone surrogate would be stored as U+FFFD: the name saved would not be the one sent.
+    [{ name: 'Half \ud800 pair' }, /not valid Unicode/],
   ])('400 VALIDATION_FAILED for %j', async (body, message) => {
     const res = await t.request().post('/api/customers').send(body);
     expect(res.status).toBe(400);
@@ -47,6 +49,20 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     const huge = await t.request().post('/api/customers').send({ name: 'x', notes: 'y'.repeat(100_000) });
     expect(huge.status).toBe(413);
     expect(huge.body.error.code).toBe('BODY_TOO_LARGE');
+  });
+
+  test('415 UNSUPPORTED_MEDIA_TYPE for a customer sent as anything but JSON, rather than "name is required"', async () => {
+    for (const [type, body] of [
+      ['text/plain', '{"name":"Plain Text Ltd"}'],
+      ['application/x-www-form-urlencoded', 'name=Form+Ltd'],
+    ]) {
+      const res = await t.request().post('/api/customers').set('Content-Type', type).send(body);
+      expect(res.status).toBe(415);
+      expect(res.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    }
+    // application/json with a charset still works.
+    const withCharset = await t.request().post('/api/customers').set('Content-Type', 'application/json; charset=utf-8').send('{"name":"Charset Ltd"}');
+    expect(withCharset.status).toBe(201);
   });
 
   test('404 CUSTOMER_NOT_FOUND for a customer that does not exist', async () => {

@@ -382,16 +382,31 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
     expect(dl.headers['content-disposition']).toBe(`attachment; filename="cleanup.ps1.txt"; filename*=UTF-8''cleanup.ps1.txt`);
   });
 
-  test('400, not 500, for a NUL character in a text field or a path with a broken escape', async () => {
-    await expectNothingStored(async () => {
-      const res = await t
-        .request()
-        .post(`/api/customers/${customerId}/documents`)
-        .field('category', 'bad\u0000category')
-        .attach('file', files.pdf(), { filename: 'a.pdf', contentType: 'application/pdf' });
-      expect(res.status).toBe(400);
-      expect(res.body.error.code).toBe('INVALID_FIELD');
-    });
+  test('400, not 500, for a control character in a text field or a path with a broken escape', async () => {
+    for (const [field, value] of [
+      ['category', 'bad\u0000category'],
+      ['category', 'bad\ncategory'],
+      ['description', 'clears the screen \u001b[2J'],
+    ]) {
+      await expectNothingStored(async () => {
+        const res = await t
+          .request()
+          .post(`/api/customers/${customerId}/documents`)
+          .field(field, value)
+          .attach('file', files.pdf(), { filename: 'a.pdf', contentType: 'application/pdf' });
+        expect(res.status).toBe(400);
+        expect(res.body.error.code).toBe('INVALID_FIELD');
+        expect(res.body.error.message).toBe(`${field} must not contain control characters`);
+      });
+    }
+    // A description keeps its line breaks and tabs.
+    const ok = await t
+      .request()
+      .post(`/api/customers/${customerId}/documents`)
+      .field('description', 'line one\r\n\tline two')
+      .attach('file', files.pdf(), { filename: 'a.pdf', contentType: 'application/pdf' });
+    expect(ok.status).toBe(201);
+    expect(ok.body.description).toBe('line one\r\n\tline two');
     for (const path of [`/api/customers/%E0%A4%A/documents`, `/api/customers/${customerId}/documents/%zz/download`]) {
       const res = await t.request().get(path);
       expect(res.status).toBe(400);
@@ -400,7 +415,13 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
   });
 
   test('400 for ids that are not integers, 404 for ids no row can have', async () => {
-    for (const path of ['/api/customers/abc', '/api/customers/1.5/documents', `/api/customers/${customerId}/documents/-1`]) {
+    for (const path of [
+      '/api/customers/abc',
+      '/api/customers/1.5/documents',
+      `/api/customers/${customerId}/documents/-1`,
+      '/api/customers/0',
+      `/api/customers/${customerId}/documents/000`,
+    ]) {
       const res = await t.request().get(path);
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('INVALID_ID');

@@ -60,16 +60,21 @@ describe('file names', () => {
     ['C:\\Users\\ann\\scan.png', 'scan.png'],
     ['../../etc/passwd', 'passwd'],
     ['bad\r\nname\u0000.txt', 'badname.txt'],
+    // Shown as "invoiceexe.pdf" with the override in place.
+    ['invoice\u202efdp.exe', 'invoicefdp.exe'],
+    ['\u2067report\u2069.pdf', 'report.pdf'],
     ['   ', 'file'],
     [undefined, 'file'],
   ])('%j is kept as %j', (raw, clean) => {
     expect(cleanFileName(raw)).toBe(clean);
   });
 
-  test('long names are cut to 255 characters without splitting a character', () => {
+  test('long names are cut to 255 characters without splitting a character, keeping their extension', () => {
     const name = cleanFileName(`${'😀'.repeat(300)}.pdf`);
     expect(Array.from(name)).toHaveLength(255);
-    expect(name.endsWith('😀')).toBe(true);
+    expect(name).toBe(`${'😀'.repeat(251)}.pdf`);
+    const plain = cleanFileName('a'.repeat(300));
+    expect(plain).toBe('a'.repeat(255));
   });
 
   test('stored names keep a plain extension only', () => {

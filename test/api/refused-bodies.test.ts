@@ -1,0 +1,80 @@
+import http from 'node:http';
+import { startTestApp, type TestApp } from '../helpers/app';
+
+const MB = 1024 * 1024;
+const TOKEN = 'crm-frontend-token-0123456789';
+
+/**
+ * A client that announces `total` bytes and goes on sending them whatever the server answers, as a careless or
+ * hostile one would. Resolves once the connection is gone or everything was sent, with the answer and how much the
+ * server took in the meantime.
+ */
+function pushBody(port: number, method: string, path: string, headers: Record<string, string>, total: number) {
+  return new Promise<{ status: number; connection?: string; body: string; sent: number }>((resolve) => {
+    let status = 0;
+    let connection: string | undefined;
+    let body = '';
+    let sent = 0;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      req.destroy();
+      resolve({ status, connection, body, sent });
+    };
+    const req = http.request({ port, host: '127.0.0.1', method, path, headers: { ...headers, 'Content-Length': String(total) } });
+    req.on('response', (res) => {
+      status = res.statusCode ?? 0;
+      connection = res.headers.connection;
+      res.on('data', (c: Buffer) => (body += c));
+    });
+    req.on('error', finish);
+    req.on('close', finish);
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const write = () => {
+      while (!finished && sent < total) {
+        const n = Math.min(chunk.length, total - sent);
+        const ok = req.write(chunk.subarray(0, n));
+        sent += n;
+        if (!ok) return void req.once('drain', write);
+      }
+      // Everything went out: the server read it all. Give its answer a moment, then report.
+      if (!finished) setTimeout(finish, 200);
+    };
+    write();
+  });
+}
+
+describe('a body refused before it is read is not read', () => {
+  let t: TestApp;
+  let port: number;
+  let customerId: number;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { API_TOKENS: TOKEN, MAX_UPLOAD_SIZE: '1mb' } });
+    port = await t.listen();
+    customerId = (await t.request().post('/api/customers').set('Authorization', `Bearer ${TOKEN}`).send({ name: 'Refusals Ltd' })).body.id;
+  });
+  afterAll(() => t?.close());
+
+  const multipart = { 'Content-Type': 'multipart/form-data; boundary=b', Authorization: `Bearer ${TOKEN}` };
+  test.each([
+    ['no token', 'POST', () => `/api/customers/${customerId}/documents`, { 'Content-Type': 'multipart/form-data; boundary=b' }, 401, 'AUTH_REQUIRED'],
+    ['too large by its Content-Length', 'POST', () => `/api/customers/${customerId}/documents`, multipart, 413, 'FILE_TOO_LARGE'],
+    ['a bad id', 'POST', () => '/api/customers/abc/documents', multipart, 400, 'INVALID_ID'],
+    ['no such route', 'PUT', () => `/api/customers/${customerId}/documents`, multipart, 404, 'ROUTE_NOT_FOUND'],
+    ['a JSON body over its limit', 'POST', () => '/api/customers', { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, 413, 'BODY_TOO_LARGE'],
+  ])('%s: answered with Connection: close, and the connection ends long before the 200 MB announced', async (_name, method, path, headers, status, code) => {
+    const res = await pushBody(port, method, path(), headers, 200 * MB);
+    expect(res.status).toBe(status);
+    expect(JSON.parse(res.body).error.code).toBe(code);
+    expect(res.connection).toBe('close');
+    // The server stopped reading: what got out is the sockets' buffers, not the 200 MB the client meant to send.
+    expect(res.sent).toBeLessThan(40 * MB);
+  });
+
+  test('a request whose body was read keeps its connection for the next one', async () => {
+    const res = await pushBody(port, 'POST', '/api/customers', { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, 2);
+    expect(res.status).toBe(400);
+    expect(res.connection).toBe('keep-alive');
+  });
+});
