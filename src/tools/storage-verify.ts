@@ -53,7 +53,10 @@ export function parseVerifyArgs(argv: string[]): VerifyOptions {
 export async function verifyStorage(ctx: ToolContext, options: VerifyOptions, out: Output): Promise<VerifyReport> {
   const report: VerifyReport = { rows: 0, problems: 0, orphans: 0, removed: 0, hashed: 0 };
   await checkRows(ctx, options, out, report);
-  await findOrphans(ctx, options, out, report, 'local', walkLocal(ctx.config.storage.uploadDir));
+  // The embedded database's files, should PGLITE_DATA_DIR lie inside UPLOAD_DIR (one volume for both), are no
+  // document's: never listed, let alone removed.
+  const pglite = ctx.config.database.pgliteDataDir;
+  await findOrphans(ctx, options, out, report, 'local', walkLocal(ctx.config.storage.uploadDir, new Set([pglite, `${pglite}.lock`])));
   if (ctx.storage.s3 && ctx.config.storage.s3) {
     await findOrphans(ctx, options, out, report, 's3', listBucket(ctx.storage.s3.client, ctx.config.storage.s3.bucket, ctx.config.storage.s3.prefix));
   }
@@ -124,8 +127,8 @@ interface Listed {
   modified: Date;
 }
 
-/** Files under UPLOAD_DIR, streamed (never the whole listing in memory). */
-async function* walkLocal(root: string, dir = root): AsyncGenerator<Listed> {
+/** Files under UPLOAD_DIR but those in `skip`, streamed (never the whole listing in memory). */
+async function* walkLocal(root: string, skip: ReadonlySet<string>, dir = root): AsyncGenerator<Listed> {
   let handle;
   try {
     handle = await fs.opendir(dir);
@@ -137,9 +140,9 @@ async function* walkLocal(root: string, dir = root): AsyncGenerator<Listed> {
     const full = path.join(dir, entry.name);
     // Dot-names are no key's (temporary uploads in .tmp, swept by the service; .gitkeep; a volume's lost+found
     // is not a dot-name but holds no keys either, and is left to the file system).
-    if (entry.name.startsWith('.') || (dir === root && entry.name === 'lost+found')) continue;
+    if (entry.name.startsWith('.') || (dir === root && entry.name === 'lost+found') || skip.has(full)) continue;
     if (entry.isDirectory()) {
-      yield* walkLocal(root, full);
+      yield* walkLocal(root, skip, full);
     } else if (entry.isFile()) {
       yield { key: path.relative(root, full).split(path.sep).join('/'), modified: (await fs.stat(full)).mtime };
     }
@@ -198,14 +201,25 @@ async function findOrphans(
       }
       report.orphans++;
       const old = Date.now() - file.modified.getTime() > (options.orphanMinAgeMs ?? ORPHAN_MIN_AGE_MS);
-      // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed.
-      const removable = options.fix && old && report.problems === 0 && isValidKey(file.key);
+      // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed. A document's
+      // local file lies at the top of UPLOAD_DIR, named by its stored name; a file in a folder there is someone
+      // else's (another program's data on a shared volume), reported and never removed.
+      const elsewhere = storage === 'local' && file.key.includes('/');
+      const removable = options.fix && old && report.problems === 0 && isValidKey(file.key) && !elsewhere;
       if (removable && !(await isNamed(ctx, path.posix.basename(file.key)))) {
         await ctx.storage.driver(storage).delete(file.key);
         report.removed++;
         out.line(`REMOVED unclaimed ${storage}:${file.key}`);
       } else {
-        const why = !options.fix ? '' : !old ? ' (younger than an hour: kept)' : report.problems > 0 ? ' (kept: documents are missing their files)' : ' (kept)';
+        const why = !options.fix
+          ? ''
+          : !old
+            ? ' (younger than an hour: kept)'
+            : report.problems > 0
+              ? ' (kept: documents are missing their files)'
+              : elsewhere
+                ? ' (kept: in a folder, where no document is stored)'
+                : ' (kept)';
         out.line(`UNCLAIMED ${storage}:${file.key}${why}`);
       }
     }

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { openToolContext } from '../../src/tools/context';
 import { migrateToS3 } from '../../src/tools/storage-migrate';
 import { verifyStorage } from '../../src/tools/storage-verify';
 import { files } from '../helpers/files';
@@ -119,17 +120,50 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
     for (const file of [misplaced, gitkeep, stray]) await expect(fs.stat(file)).resolves.toBeTruthy();
     expect(f.out.lines.join('\n')).not.toContain('.gitkeep');
 
-    // Once the rows are whole again (the lost ones deleted), the files no row names go, the stray one and the one in
-    // archive/; copies kept by --keep-local stay.
+    // Once the rows are whole again (the lost ones deleted), the stray file no row names goes; the one in archive/
+    // stays, as everything in a folder does (no document is stored in one); copies kept by --keep-local stay.
     await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
     await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: true }, f.out);
     const kept = (await fs.readdir(f.uploadDir)).filter((n) => n.endsWith('.pdf') || n.endsWith('.png') || n.endsWith('.txt'));
     f.out.lines.length = 0;
     const fixed = await verify({ fix: true, orphanMinAgeMs: 0 });
-    expect(fixed).toMatchObject({ problems: 0, removed: 2 });
+    expect(fixed).toMatchObject({ problems: 0, removed: 1 });
     expect(f.out.lines).toContain('REMOVED unclaimed local:stray.pdf');
-    await expect(fs.stat(misplaced)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(f.out.lines).toContainEqual(expect.stringMatching(/^UNCLAIMED local:archive\/.*lost\.pdf \(kept: in a folder, where no document is stored\)$/));
+    await expect(fs.stat(misplaced)).resolves.toBeTruthy();
     for (const name of kept.filter((n) => n !== 'stray.pdf')) await expect(fs.stat(path.join(f.uploadDir, name))).resolves.toBeTruthy();
     await expect(fs.stat(gitkeep)).resolves.toBeTruthy();
+  });
+
+  test('the embedded database in UPLOAD_DIR (one volume for both) is never listed or removed, nor another folder', async () => {
+    const pgliteDir = path.join(f.uploadDir, 'pglite');
+    const ctx = await openToolContext({
+      env: { NODE_ENV: 'test', UPLOAD_DIR: f.uploadDir, ...f.s3.env, PGLITE_DATA_DIR: pgliteDir },
+      db: f.database.db,
+      logLevel: 'silent',
+    });
+    try {
+      const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      const put = async (name: string) => {
+        const file = path.join(f.uploadDir, name);
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        await fs.writeFile(file, 'not a document');
+        await fs.utimes(file, old, old);
+        return file;
+      };
+      // A PGlite data directory's files (as the embedded database lays them out), its lock, another program's data.
+      const database = [await put('pglite/PG_VERSION'), await put('pglite/base/1/1259'), await put('pglite/global/pg_control')];
+      await fs.mkdir(`${pgliteDir}.lock`);
+      const other = await put('reports/2026-11.csv');
+      await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
+
+      const report = await verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0 }, f.out);
+      expect(report).toMatchObject({ problems: 0, removed: 0 });
+      expect(f.out.lines.join('\n')).not.toContain('pglite');
+      expect(f.out.lines).toContain('UNCLAIMED local:reports/2026-11.csv (kept: in a folder, where no document is stored)');
+      for (const file of [...database, other]) await expect(fs.stat(file)).resolves.toBeTruthy();
+    } finally {
+      await ctx.close();
+    }
   });
 });
