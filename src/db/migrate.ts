@@ -10,9 +10,16 @@ export const MIGRATIONS_DIR = path.resolve(__dirname, '../../migrations');
 const HISTORY_TABLE = 'document_store_migrations';
 const LOCK_NAME = 'crm-document-store:migrations';
 const NO_TRANSACTION = /^--\s*migrate:no-transaction\s*$/m;
-const LOCK_TIMEOUT = '2s';
-const LOCK_ATTEMPTS = 10;
+/**
+ * How long a statement waits for a lock before it gives up and tries again later. While it waits, every query on
+ * the table queued behind it waits too, the CRM's writes included: this is the longest they are held up.
+ */
+const LOCK_TIMEOUT = '500ms';
+/** About a minute and a half in all before startup fails, naming the lock it could not get. */
+const LOCK_ATTEMPTS = 40;
 const LOCK_NOT_AVAILABLE = '55P03';
+/** CREATE/DROP INDEX CONCURRENTLY waits for older transactions without blocking anyone's writes: no timeout. */
+const CONCURRENTLY = /\bCONCURRENTLY\b/i;
 
 export interface Migration {
   readonly version: string;
@@ -84,24 +91,55 @@ async function apply(session: Session, m: Migration): Promise<void> {
   const record = `INSERT INTO ${HISTORY_TABLE} (version, name, checksum) VALUES ($1, $2, $3)`;
   const params = [m.version, m.name, m.checksum];
   if (m.transactional) {
-    // ALTER TABLE waits for a lock that blocks every query on the table queued behind it: wait briefly, give up,
-    // let the CRM's queries through, and try again, rather than stall the CRM for as long as one slow query lasts.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await session.transaction(async (tx) => {
-          await tx.exec(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-          await tx.exec(m.sql);
-          await tx.query(record, params);
-        });
-        return;
-      } catch (err) {
-        if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt === LOCK_ATTEMPTS) throw err;
-        await new Promise((resolve) => setTimeout(resolve, attempt * 1000));
+    await retryOnLockTimeout(m, () =>
+      session.transaction(async (tx) => {
+        await tx.exec(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+        await tx.exec(m.sql);
+        await tx.query(record, params);
+      }),
+    );
+    return;
+  }
+  // Each statement is safe to run again (see migrate), so a lock timeout starts the file over.
+  await retryOnLockTimeout(m, async () => {
+    try {
+      for (const statement of splitStatements(m.sql)) {
+        await session.exec(`SET lock_timeout = '${CONCURRENTLY.test(statement) ? 0 : LOCK_TIMEOUT}'`);
+        await session.exec(statement);
       }
+    } catch (err) {
+      // The statement's error is the one to report, not a failed reset on a connection that broke.
+      await session.exec('RESET lock_timeout').catch(() => undefined);
+      throw err;
+    }
+    await session.exec('RESET lock_timeout');
+  });
+  await session.query(record, params);
+}
+
+/**
+ * ALTER TABLE waits for a lock that blocks every query on the table queued behind it: wait briefly, give up, let
+ * the CRM's queries through, and try again, rather than stall the CRM for as long as one slow query lasts.
+ */
+async function retryOnLockTimeout(m: Migration, run: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await run();
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+      if (attempt === LOCK_ATTEMPTS) {
+        throw new Error(
+          `Migration ${m.name} could not lock a table in ${LOCK_ATTEMPTS} attempts: a long transaction holds it ` +
+            '(pg_stat_activity shows which); the next start tries again',
+          { cause: err },
+        );
+      }
+      // Spread out, so that instances starting together do not queue up at the same moments.
+      const delayMs = Math.min(2_000, attempt * 200) + Math.random() * 200;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
-  for (const statement of splitStatements(m.sql)) await session.exec(statement);
-  await session.query(record, params);
 }
 
 export async function loadMigrations(dir: string): Promise<Migration[]> {
