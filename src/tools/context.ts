@@ -48,5 +48,15 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
   };
 }
 
+/** What to set when a tool needs S3 and it is not configured. */
+export const S3_NEEDED = 'set AWS_S3_BUCKET_NAME and its credentials (see S3_SETUP_GUIDE.md)';
+
 /** A failure the tool reports in one line and exits 2 for: bad arguments or configuration. */
 export class ToolError extends Error {}
+
+/** --help: the usage, on stdout, and exit code 0. */
+export class HelpRequested extends Error {
+  constructor(readonly usage: string) {
+    super('help requested');
+  }
+}

@@ -1,4 +1,5 @@
-import { ToolError } from './context';
+import { AppError } from '../errors';
+import { HelpRequested, ToolError } from './context';
 
 /** Where a tool writes its report: lines on stdout, and whether that is a terminal (for a progress bar). */
 export interface Output {
@@ -29,8 +30,31 @@ export function runTool(main: (argv: string[], out: Output, signal: AbortSignal)
   main(process.argv.slice(2), stdout, stop.signal).then(
     (code) => process.exit(code),
     (err) => {
-      process.stderr.write(`${err instanceof ToolError ? err.message : (err as Error)?.stack ?? err}\n`);
-      process.exit(err instanceof ToolError ? 2 : 1);
+      if (err instanceof HelpRequested) {
+        process.stdout.write(err.usage);
+        process.exit(0);
+      }
+      const usage = err instanceof ToolError || isArgumentError(err);
+      process.stderr.write(`${usage || err instanceof AppError ? explain(err) : (err as Error)?.stack ?? err}\n`);
+      process.exit(usage ? 2 : 1);
     },
   );
+}
+
+/** What node:util's parseArgs throws for an unknown option, a missing value, a stray argument. */
+function isArgumentError(err: unknown): boolean {
+  return String((err as { code?: unknown })?.code).startsWith('ERR_PARSE_ARGS_');
+}
+
+/**
+ * An error and its causes in one line: "the database is not available" says what, its cause says why (a refused
+ * connection, a host that does not resolve). A known failure needs no stack; a bug (anything else) keeps its stack.
+ */
+export function explain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err; e && parts.length < 5; e = (e as { cause?: unknown }).cause) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (message && !parts.includes(message)) parts.push(message);
+  }
+  return parts.join(': ');
 }

@@ -6,7 +6,7 @@ import type { StorageName } from '../config';
 import { type DocumentRow, s3KeyFor, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
 import { isValidKey, StorageNotFoundError } from '../storage';
-import { openToolContext, type ToolContext, ToolError } from './context';
+import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
 import { runTool, type Output } from './run';
 
 const USAGE = `Usage: npm run storage:verify -- [--deep] [--fix]
@@ -46,11 +46,16 @@ export function parseVerifyArgs(argv: string[]): VerifyOptions {
     args: argv,
     options: { deep: { type: 'boolean', default: false }, fix: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
   });
-  if (values.help) throw new ToolError(USAGE);
+  if (values.help) throw new HelpRequested(USAGE);
   return { deep: values.deep, fix: values.fix };
 }
 
 export async function verifyStorage(ctx: ToolContext, options: VerifyOptions, out: Output): Promise<VerifyReport> {
+  if (!ctx.storage.s3) {
+    // Otherwise every such row would read as a problem of its own, and the cause would be lost among them.
+    const [{ n }] = await ctx.db.query<{ n: string }>("SELECT count(*) AS n FROM customer_documents WHERE storage = 's3'");
+    if (Number(n) > 0) throw new ToolError(`${n} documents are on S3, but S3 is not configured: ${S3_NEEDED}`);
+  }
   const report: VerifyReport = { rows: 0, problems: 0, orphans: 0, removed: 0, hashed: 0 };
   await checkRows(ctx, options, out, report);
   // The embedded database's files, should PGLITE_DATA_DIR lie inside UPLOAD_DIR (one volume for both), are no

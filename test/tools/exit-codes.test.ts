@@ -31,8 +31,23 @@ describe('the tools as ops run them: exit codes', () => {
     expect(verify.stdout).toContain('UNCLAIMED local:stray.pdf');
     expect(verify.code).toBe(1);
     const { AWS_S3_BUCKET_NAME: _bucket, STORAGE_DRIVER: _driver, ...withoutS3 } = env.env;
-    const migrate = await tool('storage-migrate', [], withoutS3);
-    expect(migrate.code).toBe(2);
-    expect(migrate.stderr).toContain('S3 is not configured');
+    for (const args of [[], ['--dry-run']]) {
+      const migrate = await tool('storage-migrate', args, withoutS3);
+      expect(migrate.code).toBe(2);
+      expect(migrate.stderr).toContain('S3 is not configured');
+    }
+  }, 60_000);
+
+  test('--help: the usage on stdout, 0; an unknown option: 2, one line; no database: 1, with the reason, no stack', async () => {
+    const help = await tool('storage-verify', ['--help'], env.env);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm run storage:verify/);
+    const typo = await tool('storage-migrate', ['--dryrun'], env.env);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr.trim()).toBe("Unknown option '--dryrun'");
+    const { DATABASE_URL: _url, PGLITE_DATA_DIR: _dir, ...rest } = env.env;
+    const away = await tool('storage-verify', [], { ...rest, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
+    expect(away.code).toBe(1);
+    expect(away.stderr.trim()).toBe('The database is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:1');
   }, 60_000);
 });

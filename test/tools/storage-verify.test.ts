@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { openToolContext } from '../../src/tools/context';
+import { openToolContext, ToolError } from '../../src/tools/context';
 import { migrateToS3 } from '../../src/tools/storage-migrate';
 import { verifyStorage } from '../../src/tools/storage-verify';
 import { files } from '../helpers/files';
@@ -17,6 +17,18 @@ describe('npm run storage:verify', () => {
   const verify = (options: { deep?: boolean; fix?: boolean; orphanMinAgeMs?: number } = {}) =>
     verifyStorage(f.ctx, { deep: false, fix: false, ...options }, f.out);
   const lostIds = () => f.legacy.filter((d) => !d.content).map((d) => d.id);
+
+  test('documents on S3 with S3 not configured: refused with what to set, not a problem per row', async () => {
+    await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, f.out);
+    const ctx = await openToolContext({ env: { NODE_ENV: 'test', UPLOAD_DIR: f.uploadDir }, db: f.database.db, logLevel: 'silent' });
+    try {
+      await expect(verifyStorage(ctx, { deep: false, fix: false }, f.out)).rejects.toThrow(
+        new ToolError('6 documents are on S3, but S3 is not configured: set AWS_S3_BUCKET_NAME and its credentials (see S3_SETUP_GUIDE.md)'),
+      );
+    } finally {
+      await ctx.close();
+    }
+  });
 
   test('rows whose files are missing are named; a clean store passes', async () => {
     const report = await verify();
