@@ -1,6 +1,6 @@
 import type { Db, Queryable } from '../db';
 import type { Logger } from '../logger';
-import type { Storage } from '../storage';
+import { InvalidKeyError, type Storage } from '../storage';
 import type { FileToRemove } from './document';
 import { isStoredFileReferenced } from './repository';
 
@@ -90,14 +90,14 @@ export class FileDeletions {
   }
 
   private async remove(entry: QueuedDeletion): Promise<boolean> {
-    const { db, storage, logger } = this.deps;
+    const { db, logger } = this.deps;
     try {
       // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
       // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
       const referenced = entry.stored_file_name
         ? await isStoredFileReferenced(db, entry.storage, entry.stored_file_name)
         : false;
-      if (!referenced) await storage.driver(entry.storage).delete(entry.storage_key);
+      if (!referenced) await this.removeFile(entry);
       await db.query('DELETE FROM document_file_deletions WHERE id = $1', [entry.id]);
       return true;
     } catch (err) {
@@ -115,6 +115,20 @@ export class FileDeletions {
         )
         .catch(() => undefined); // the database may be what failed; the entry stays due and is tried again
       return false;
+    }
+  }
+
+  private async removeFile(entry: QueuedDeletion): Promise<void> {
+    try {
+      await this.deps.storage.driver(entry.storage).delete(entry.storage_key);
+    } catch (err) {
+      if (!(err instanceof InvalidKeyError)) throw err;
+      // An old CRM row naming a file no key can reach (a dot-name, a control character): the service never wrote
+      // or served it, and no retry could remove it. Left to ops, named in the log, rather than retried forever.
+      this.deps.logger.warn(
+        { storage: entry.storage, key: entry.storage_key },
+        'the file of a deleted document has a name the service cannot use; remove it by hand if it exists',
+      );
     }
   }
 }

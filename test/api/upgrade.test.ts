@@ -133,6 +133,17 @@ describe('upgrading an existing CRM database in place', () => {
     await service.services.tasks.idle();
     await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
+
+  test('a row naming a file no key can reach (a dot-name) is deleted, and its removal is not retried forever', async () => {
+    const { http, service } = await start();
+    const [row] = await database.db.query<{ id: number }>(
+      "INSERT INTO customer_documents (customer_id, file_name, file_path) VALUES (1, 'hidden.pdf', 'uploads/.hidden.pdf') RETURNING id",
+    );
+    expect((await http.get(`/api/customers/1/documents/${row.id}/download`)).status).toBe(404);
+    expect((await http.delete(`/api/customers/1/documents/${row.id}`)).status).toBe(204);
+    await service.services.tasks.idle();
+    expect(await service.services.deletions.pending()).toBe(0);
+  });
 });
 
 describe('startup of several instances and interrupted upgrades', () => {
