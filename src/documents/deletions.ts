@@ -95,7 +95,7 @@ export class FileDeletions {
       // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
       // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
       const referenced = entry.stored_file_name
-        ? await isStoredFileReferenced(db, entry.storage, entry.stored_file_name)
+        ? await isStoredFileReferenced(db, entry.storage, entry.stored_file_name, entry.document_id)
         : false;
       if (!referenced) await this.removeFile(entry);
       await db.query('DELETE FROM document_file_deletions WHERE id = $1', [entry.id]);

@@ -90,20 +90,30 @@ export function deleteCustomerDocuments(q: Queryable, customerId: number): Promi
  * Whether a stored file must stay: some row still names it. Rows of the old CRM can share one file, which must
  * outlive each of them; erring towards "referenced" can only keep a file too long, never lose one.
  *
- * An object on S3 stays while a row on either storage names its file. A local row sharing the file may be moving
- * onto this very key: its move copies first and switches after, so "no S3 row names it" can turn false between the
- * check and the delete, and the switched row would point at nothing. "No row names it" cannot: stored names are
- * never reused, so no row comes to name one that none names. A local file has no such race; nothing moves onto
- * local disk.
+ * An object on S3 stays while a row on S3 names its file, or any row but `documentId` (the row the removal is for,
+ * deleted or not moved) names it, wherever that row is. A local row sharing the file may be moving onto this very
+ * key: its move copies first and switches after, so "no S3 row names it" can turn false between the check and the
+ * delete, and the switched row would point at nothing. "No other row names it" cannot: stored names are never
+ * reused. Left open: a second mover of `documentId` itself switching onto the key between a failed move's check
+ * and its delete, which takes two movers of one row at once and a copy S3 returned changed. A local file has no
+ * such race; nothing moves onto local disk.
  */
-export async function isStoredFileReferenced(q: Queryable, storage: StorageName, storedFileName: string): Promise<boolean> {
+export async function isStoredFileReferenced(
+  q: Queryable,
+  storage: StorageName,
+  storedFileName: string,
+  documentId?: number | string | null,
+): Promise<boolean> {
   // stored_file_name alone, not the COALESCE of the reads: it is indexed, and every row has it once migrated.
-  const rows = await q.query(
+  const rows =
     storage === 's3'
-      ? 'SELECT 1 FROM customer_documents WHERE stored_file_name = $1 LIMIT 1'
-      : "SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND storage = 'local' LIMIT 1",
-    [storedFileName],
-  );
+      ? await q.query(
+          "SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND (storage = 's3' OR id IS DISTINCT FROM $2) LIMIT 1",
+          [storedFileName, documentId ?? null],
+        )
+      : await q.query("SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND storage = 'local' LIMIT 1", [
+          storedFileName,
+        ]);
   return rows.length > 0;
 }
 
