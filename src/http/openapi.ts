@@ -638,8 +638,10 @@ export const openApiDocument: Json = {
               'AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID. 404: CUSTOMER_NOT_FOUND, ' +
               'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
               'FILE_TYPE_NOT_ALLOWED, FILE_CONTENT_MISMATCH, UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_CHARSET, ' +
-              'UNSUPPORTED_ENCODING. 416: RANGE_NOT_SATISFIABLE. 503: DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE (with Retry-After); NOT_READY ' +
-              'on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can carry.',
+              'UNSUPPORTED_ENCODING. 416: RANGE_NOT_SATISFIABLE. 503: DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE ' +
+              '(with Retry-After); NOT_READY on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can ' +
+              'carry. A request that is not valid HTTP is refused before any route, with 400 BAD_REQUEST, 408 ' +
+              'REQUEST_TIMEOUT or 431 HEADERS_TOO_LARGE.',
           },
           message: { type: 'string', description: 'For a person to read.' },
         },

@@ -1,0 +1,28 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** What Node's HTTP parser rejects, as the API's own errors. */
+const ANSWERS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'The request headers (or its URL) are too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'BODY_TOO_LARGE', 'The chunk extensions of the request body are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'The request headers took too long to arrive'],
+};
+
+/**
+ * The server's 'clientError' handler. Node answers a request it cannot parse (headers over 16 kB, an unknown
+ * method, broken framing) before Express sees it, with a status line and an empty body; the frontend then has no
+ * `{"error": {"code", "message"}}` to show. Same statuses as Node's, with the API's JSON, and the connection closed.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex & { bytesWritten?: number }): void {
+  // Nothing to answer on a connection that is gone, or whose response has begun.
+  if (err.code === 'ECONNRESET' || !socket.writable || (socket.bytesWritten ?? 0) > 0) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] = ANSWERS[err.code ?? ''] ?? [400, 'BAD_REQUEST', 'The request is not valid HTTP'];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,46 @@
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { type RunningService, startService } from '../../src/server';
+import { logger } from '../helpers/app';
+import { createTestDb, type TestDb } from '../helpers/db';
+
+/** Sends raw bytes and returns everything the server answers before it closes the connection. */
+function raw(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+describe('requests Node itself refuses, before Express', () => {
+  let database: TestDb;
+  let service: RunningService;
+  beforeAll(async () => {
+    database = await createTestDb();
+    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: path.join(os.tmpdir(), `client-error-${process.pid}`) });
+    service = await startService(config, logger, { db: database.db });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await database.close();
+  });
+
+  test.each([
+    ['headers over 16 kB', `GET /api/customers HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['a URL over 16 kB', `GET /api/customers?${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['an unknown method', 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BAD_REQUEST'],
+    ['broken chunked framing', 'POST /api/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, 'BAD_REQUEST'],
+  ])('%s: the status Node would send, with the API\'s JSON error, and the connection closed', async (_name, request, status, code) => {
+    const answer = await raw(service.port, request);
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    expect(head).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+    expect(head).toMatch(/\r\nConnection: close/);
+    expect(JSON.parse(body)).toEqual({ error: { code, message: expect.any(String) } });
+  });
+});
