@@ -27,6 +27,8 @@ export interface MoverDeps {
 /**
  * Moves one document from local disk to S3: copy, check, switch, and only then remove the local copy. Each step is
  * safe to repeat, so a move cut short (a crash, Ctrl-C) is finished by the next attempt:
+ * - an object another row already names (an old CRM file two rows share, one of them moved) is checked against
+ *   the local file, never written over;
  * - the S3 key is fixed by the row (prefix/customer/stored name), so copying again overwrites the same object;
  * - the bytes are checked twice: on the way, against the recorded sha256 and size (computed here, and stored, for
  *   rows from before this service), and in S3, by reading the copy back;
@@ -50,23 +52,34 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
     const now = await repo.findDocument(db, row.customer_id, row.id);
     return now?.storage === 'local' ? { result: 'missing' } : { result: 'gone' };
   }
-  const sent = new Digest();
-  const read = pipeline(local.body, sent).catch((err: unknown) => err);
-  // mimeTypeOf, not the raw column: an old CRM row's file_type may be anything, even text no header can carry.
-  await onS3(() => s3.put(key, sent, { contentType: mimeTypeOf(row) }));
-  const readError = await read;
-  if (readError) throw readError;
+  // An old CRM row sharing this file may have moved already, its object at this very key. Copying again could only
+  // replace those bytes with whatever the local file holds now: the object is compared with it, never written.
+  const inUse = await repo.isS3KeyInUse(db, name, key);
+  let expected: { size: number; sha256: string };
+  if (inUse) {
+    expected = await digestOf(local.body);
+  } else {
+    const sent = new Digest();
+    const read = pipeline(local.body, sent).catch((err: unknown) => err);
+    // mimeTypeOf, not the raw column: an old CRM row's file_type may be anything, even text no header can carry.
+    await onS3(() => s3.put(key, sent, { contentType: mimeTypeOf(row) }));
+    const readError = await read;
+    if (readError) throw readError;
+    expected = { size: sent.byteCount, sha256: sent.digest() };
+  }
 
   const recordedSize = row.size === null ? undefined : Number(row.size);
-  const expected = { size: sent.byteCount, sha256: sent.digest() };
   const stored = await onS3(async () => digestOf((await s3.get(key)).body));
   const problem =
     (row.sha256 && row.sha256 !== expected.sha256 && 'the local file does not match its recorded sha256') ||
     (recordedSize !== undefined && recordedSize !== expected.size && 'the local file does not have its recorded size') ||
     ((stored.size !== expected.size || stored.sha256 !== expected.sha256) && 'the copy on S3 differs from the local file');
   if (problem) {
-    // Through the queue, which keeps a key a row names: another mover may have switched the row to it meanwhile.
-    await deletions.run(await enqueueFileDeletions(db, [{ storage: 's3', key, storedFileName: name, documentId: row.id }]));
+    // The copy this move wrote goes, through the queue, which keeps a key a row names: another mover may have
+    // switched the row to it meanwhile. An object another row already had is not this move's to remove.
+    if (!inUse) {
+      await deletions.run(await enqueueFileDeletions(db, [{ storage: 's3', key, storedFileName: name, documentId: row.id }]));
+    }
     throw new Error(`document ${row.id}: ${problem}; it stays on local disk`);
   }
 
@@ -76,7 +89,9 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
       ? keepLocal
         ? undefined
         : { storage: 'local' as const, key: name, storedFileName: name, documentId: row.id }
-      : { storage: 's3' as const, key, storedFileName: name, documentId: row.id };
+      : inUse
+        ? undefined
+        : { storage: 's3' as const, key, storedFileName: name, documentId: row.id };
     return { switched, queued: leftover ? await enqueueFileDeletions(tx, [leftover]) : [] };
   });
   await deletions.run(queued);

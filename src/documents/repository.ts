@@ -117,6 +117,15 @@ export async function isStoredFileReferenced(
   return rows.length > 0;
 }
 
+/** Whether a row on S3 points at `key` (looked up by its stored name, which is indexed). */
+export async function isS3KeyInUse(q: Queryable, storedFileName: string, key: string): Promise<boolean> {
+  const rows = await q.query(
+    "SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND storage = 's3' AND file_path = $2 LIMIT 1",
+    [storedFileName, key],
+  );
+  return rows.length > 0;
+}
+
 /** Documents waiting to move to `storage`, in id order after `afterId`: the sync job's work list, in pages. */
 export function listPendingMoves(q: Queryable, storage: StorageName, afterId: number, limit: number): Promise<DocumentRow[]> {
   return q.query<DocumentRow>(

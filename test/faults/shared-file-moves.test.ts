@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { ByteRange } from '../../src/storage';
 import { moveToS3 } from '../../src/documents/mover';
@@ -56,5 +58,28 @@ describe('a shared file of the old CRM, one row deleted while the other moves to
     await f.app.settle();
     expect((await objects()).filter((key) => key.includes('contract'))).toEqual([]);
     expect((await f.app.storedFiles({ localOnly: true })).filter((name) => name.includes('contract'))).toEqual([]);
+  });
+
+  test('invariant: the second row of a shared file checks the object the first one moved, never writes over it', async () => {
+    const [first, , , , twin] = f.legacy;
+    const row = async (id: number) => (await repo.findDocument(f.ctx.db, 1, id))!;
+    expect(await moveToS3(f.ctx, await row(first.id))).toMatchObject({ result: 'moved' });
+    // The local file, kept for the twin, rots on the old disk: same size, one byte flipped.
+    const file = path.join(f.uploadDir, path.posix.basename(first.filePath));
+    const bytes = await fs.readFile(file);
+    bytes[bytes.length - 1] ^= 0xff;
+    await fs.writeFile(file, bytes);
+
+    await expect(moveToS3(f.ctx, await row(twin.id))).rejects.toThrow(/the copy on S3 differs from the local file; it stays on local disk/);
+    expect(await row(twin.id)).toMatchObject({ storage: 'local' });
+    // The document already on S3 still serves the bytes it was moved with.
+    const served = await f.app.request().get(`/api/customers/1/documents/${first.id}/download`).buffer(true).parse(asBuffer);
+    expect(sha256(served.body)).toBe(sha256(first.content!));
+
+    // Intact again (restored from a backup, say), the twin moves onto the same object, and both serve it.
+    await fs.writeFile(file, first.content!);
+    expect(await moveToS3(f.ctx, await row(twin.id))).toMatchObject({ result: 'moved' });
+    const twinServed = await f.app.request().get(`/api/customers/1/documents/${twin.id}/download`).buffer(true).parse(asBuffer);
+    expect(sha256(twinServed.body)).toBe(sha256(first.content!));
   });
 });
