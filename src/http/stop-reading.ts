@@ -9,7 +9,10 @@ const stopped = new WeakSet<Request>();
  * Connection: close, after which Node closes the connection, unread rest and all.
  */
 export function stopReading(req: Request, res: Response): void {
-  if (req.complete || stopped.has(req)) return;
+  // A request without a body has none to stop, though `complete` is still false while its own 'request' event
+  // runs: an error answered synchronously (an unknown route) must not cost the client its connection.
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (!hasBody || req.complete || stopped.has(req)) return;
   stopped.add(req);
   req.unpipe();
   req.removeAllListeners('data');

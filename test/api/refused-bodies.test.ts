@@ -39,7 +39,10 @@ function pushBody(port: number, method: string, path: string, headers: Record<st
         if (!ok) return void req.once('drain', write);
       }
       // Everything went out: the server read it all. Give its answer a moment, then report.
-      if (!finished) setTimeout(finish, 200);
+      if (!finished) {
+        req.end();
+        setTimeout(finish, 200);
+      }
     };
     write();
   });
@@ -72,9 +75,15 @@ describe('a body refused before it is read is not read', () => {
     expect(res.sent).toBeLessThan(40 * MB);
   });
 
-  test('a request whose body was read keeps its connection for the next one', async () => {
+  test('a refused request whose body was read, or that had none, keeps its connection for the next one', async () => {
     const res = await pushBody(port, 'POST', '/api/customers', { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, 2);
     expect(res.status).toBe(400);
     expect(res.connection).toBe('keep-alive');
+    // Answered while the request is still being dispatched, before Node marks it complete.
+    for (const [path, status] of [['/no-such-route', 404], ['/api/customers/1', 401]] as const) {
+      const bodiless = await pushBody(port, 'GET', path, {}, 0);
+      expect(bodiless.status).toBe(status);
+      expect(bodiless.connection).toBe('keep-alive');
+    }
   });
 });
