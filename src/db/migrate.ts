@@ -12,10 +12,15 @@ const LOCK_NAME = 'crm-document-store:migrations';
 const NO_TRANSACTION = /^--\s*migrate:no-transaction\s*$/m;
 /**
  * How long a statement waits for a lock before it gives up and tries again later. While it waits, every query on
- * the table queued behind it waits too, the CRM's writes included: this is the longest they are held up.
+ * the table queued behind it waits too, the CRM's writes included: this is the longest they are held up. From
+ * attempt LONG_WAIT_FROM on it waits past Postgres's deadlock_timeout (1 s by default), the moment Postgres cancels
+ * an autovacuum that blocks a lock request; a shorter wait would give up before that every time, and a large
+ * table's autovacuum would hold the upgrade off for as long as it runs.
  */
-const LOCK_TIMEOUT = '500ms';
-/** About a minute and a half in all before startup fails, naming the lock it could not get. */
+const SHORT_WAIT = '500ms';
+const LONG_WAIT = '1500ms';
+const LONG_WAIT_FROM = 6;
+/** About two minutes in all before startup fails, naming the lock it could not get. */
 const LOCK_ATTEMPTS = 40;
 const LOCK_NOT_AVAILABLE = '55P03';
 /** CREATE/DROP INDEX CONCURRENTLY waits for older transactions without blocking anyone's writes: no timeout. */
@@ -91,29 +96,30 @@ async function apply(session: Session, m: Migration): Promise<void> {
   const record = `INSERT INTO ${HISTORY_TABLE} (version, name, checksum) VALUES ($1, $2, $3)`;
   const params = [m.version, m.name, m.checksum];
   if (m.transactional) {
-    await retryOnLockTimeout(m, () =>
+    await retryOnLockTimeout(m, (lockTimeout) =>
       session.transaction(async (tx) => {
-        await tx.exec(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+        await tx.exec(`SET LOCAL lock_timeout = '${lockTimeout}'`);
         await tx.exec(m.sql);
         await tx.query(record, params);
       }),
     );
     return;
   }
-  // Each statement is safe to run again (see migrate), so a lock timeout starts the file over.
-  await retryOnLockTimeout(m, async () => {
-    try {
-      for (const statement of splitStatements(m.sql)) {
-        await session.exec(`SET lock_timeout = '${CONCURRENTLY.test(statement) ? 0 : LOCK_TIMEOUT}'`);
+  // Statement by statement, each retried alone (each is safe to run again, see migrate): a timeout on the last
+  // statement must not rebuild the indexes built before it.
+  for (const statement of splitStatements(m.sql)) {
+    await retryOnLockTimeout(m, async (lockTimeout) => {
+      try {
+        await session.exec(`SET lock_timeout = '${CONCURRENTLY.test(statement) ? 0 : lockTimeout}'`);
         await session.exec(statement);
+      } catch (err) {
+        // The statement's error is the one to report, not a failed reset on a connection that broke.
+        await session.exec('RESET lock_timeout').catch(() => undefined);
+        throw err;
       }
-    } catch (err) {
-      // The statement's error is the one to report, not a failed reset on a connection that broke.
-      await session.exec('RESET lock_timeout').catch(() => undefined);
-      throw err;
-    }
-    await session.exec('RESET lock_timeout');
-  });
+      await session.exec('RESET lock_timeout');
+    });
+  }
   await session.query(record, params);
 }
 
@@ -121,10 +127,10 @@ async function apply(session: Session, m: Migration): Promise<void> {
  * ALTER TABLE waits for a lock that blocks every query on the table queued behind it: wait briefly, give up, let
  * the CRM's queries through, and try again, rather than stall the CRM for as long as one slow query lasts.
  */
-async function retryOnLockTimeout(m: Migration, run: () => Promise<unknown>): Promise<void> {
+async function retryOnLockTimeout(m: Migration, run: (lockTimeout: string) => Promise<unknown>): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await run();
+      await run(attempt < LONG_WAIT_FROM ? SHORT_WAIT : LONG_WAIT);
       return;
     } catch (err) {
       if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;

@@ -107,6 +107,30 @@ describe('migrate', () => {
     await crm.close();
   });
 
+  test('in a no-transaction file, a statement that timed out on its lock is retried alone, not the file', async () => {
+    if (database.kind === 'pglite') return; // one connection: nothing else can hold a lock
+    await write('001_t.sql', 'CREATE TABLE t (id int); CREATE TABLE runs (n int);');
+    await migrate(database.db, dir);
+    // The INSERT stands for an index built CONCURRENTLY: costly to repeat. The ALTER after it waits for a report.
+    await write('002_nt.sql', '-- migrate:no-transaction\nINSERT INTO runs VALUES (1);\nALTER TABLE t ADD COLUMN IF NOT EXISTS w text;\n');
+    const report = await database.openAgain();
+    let endReport!: () => void;
+    let reading!: () => void;
+    const started = new Promise<void>((resolve) => (reading = resolve));
+    const holding = report.transaction(async (tx) => {
+      await tx.query('SELECT count(*) FROM t');
+      reading();
+      await new Promise<void>((resolve) => (endReport = resolve));
+    });
+    await started;
+    const migrating = migrate(database.db, dir);
+    setTimeout(endReport, 2000);
+    await holding;
+    expect((await migrating).applied).toEqual(['002_nt.sql']);
+    expect(await database.db.query('SELECT n FROM runs')).toEqual([{ n: 1 }]);
+    await report.close();
+  });
+
   test('a migration that fails leaves nothing behind and is retried by the next run', async () => {
     await write('001_one.sql', 'CREATE TABLE one (id int);');
     await write('002_two.sql', 'CREATE TABLE two (id int); INSERT INTO two VALUES (1); SELECT 1/0;');
