@@ -26,7 +26,7 @@ const newCustomer = z.object({
     .trim()
     .min(1, 'name must not be empty')
     .max(255, 'name must be at most 255 characters')
-    .refine((name) => !/[\u0000-\u001f\u007f]/.test(name), 'name must not contain control characters')
+    .refine((name) => !/\p{Cc}/u.test(name), 'name must not contain control characters')
     // Half of a surrogate pair: the database would store U+FFFD in its place, another name than the one sent.
     .refine((name) => !/\p{Cs}/u.test(name), 'name is not valid Unicode'),
   email: z

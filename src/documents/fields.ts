@@ -2,12 +2,13 @@ import { BadRequestError } from '../errors';
 
 const FIELD_LIMITS = { category: 100, description: 2000 } as const;
 /**
- * Control characters a field refuses: they would reach the CRM's screens and its exports as they are (an escape
- * sequence, a form feed), and Postgres text cannot hold NUL. A description keeps its tabs and line breaks.
+ * Control characters a field refuses (C0, DEL and C1): they would reach the CRM's screens and its exports as they
+ * are (an escape sequence, a form feed), and Postgres text cannot hold NUL. A description keeps its tabs and line
+ * breaks.
  */
 const CONTROL = {
-  category: /[\u0000-\u001f\u007f]/,
-  description: /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/,
+  category: /\p{Cc}/u,
+  description: /(?![\t\n\r])\p{Cc}/u,
 } as const;
 
 /** A text field of an upload's form, trimmed; null when absent or empty. */

@@ -9,7 +9,7 @@ const EXTENSION = /\.([A-Za-z0-9]{1,10})$/;
  */
 export function cleanFileName(raw: string | undefined): string {
   const base = (raw ?? '').normalize('NFC').split(/[/\\]/).pop() ?? '';
-  const cleaned = base.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '').trim() || 'file';
+  const cleaned = base.replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, '').trim() || 'file';
   const chars = Array.from(cleaned);
   if (chars.length <= MAX_LENGTH) return cleaned;
   const extension = EXTENSION.exec(cleaned)?.[0] ?? '';

@@ -32,6 +32,7 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     [{ name: 'Ok', email: 'not-an-address' }, /email must be an e-mail address/],
     [{ name: 42 }, /name is required/],
     [{ name: 'Null\u0000Byte' }, /control characters/],
+    [{ name: 'C1\u009bEscape' }, /control characters/],
     // A lone surrogate would be stored as U+FFFD: the name saved would not be the one sent.
     [{ name: 'Half \ud800 pair' }, /not valid Unicode/],
   ])('400 VALIDATION_FAILED for %j', async (body, message) => {

@@ -387,6 +387,7 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       ['category', 'bad\u0000category'],
       ['category', 'bad\ncategory'],
       ['description', 'clears the screen \u001b[2J'],
+      ['description', 'a C1 escape \u009b2J'],
     ]) {
       await expectNothingStored(async () => {
         const res = await t

@@ -63,6 +63,7 @@ describe('file names', () => {
     // Shown as "invoiceexe.pdf" with the override in place.
     ['invoice\u202efdp.exe', 'invoicefdp.exe'],
     ['\u2067report\u2069.pdf', 'report.pdf'],
+    ['c1\u0085\u009bname.pdf', 'c1name.pdf'],
     ['   ', 'file'],
     [undefined, 'file'],
   ])('%j is kept as %j', (raw, clean) => {
