@@ -54,7 +54,8 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
   }
   // An old CRM row sharing this file may have moved already, its object at this very key. Copying again could only
   // replace those bytes with whatever the local file holds now: the object is compared with it, never written.
-  const inUse = await repo.isS3KeyInUse(db, name, key);
+  // Unless it is gone: then copying puts back the other row's bytes too.
+  const inUse = (await repo.isS3KeyInUse(db, name, key)) && (await onS3(() => exists(s3, key)));
   let expected: { size: number; sha256: string };
   if (inUse) {
     expected = await digestOf(local.body);
@@ -75,8 +76,9 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
     (recordedSize !== undefined && recordedSize !== expected.size && 'the local file does not have its recorded size') ||
     ((stored.size !== expected.size || stored.sha256 !== expected.sha256) && 'the copy on S3 differs from the local file');
   if (problem) {
-    // The copy this move wrote goes, through the queue, which keeps a key a row names: another mover may have
-    // switched the row to it meanwhile. An object another row already had is not this move's to remove.
+    // The copy this move wrote goes through the queue, which keeps it while another row names the file (a twin
+    // may be moving onto it) or this row has been switched to it by another mover meanwhile. An object another row
+    // already had is not this move's to remove.
     if (!inUse) {
       await deletions.run(await enqueueFileDeletions(db, [{ storage: 's3', key, storedFileName: name, documentId: row.id }]));
     }
@@ -96,6 +98,16 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
   });
   await deletions.run(queued);
   return switched ? { result: 'moved', bytes: expected.size } : { result: 'gone' };
+}
+
+async function exists(s3: NonNullable<Storage['s3']>, key: string): Promise<boolean> {
+  try {
+    await s3.stat(key);
+    return true;
+  } catch (err) {
+    if (err instanceof StorageNotFoundError) return false;
+    throw err;
+  }
 }
 
 async function onS3<T>(op: () => Promise<T>): Promise<T> {

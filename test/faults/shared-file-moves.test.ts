@@ -82,4 +82,19 @@ describe('a shared file of the old CRM, one row deleted while the other moves to
     const twinServed = await f.app.request().get(`/api/customers/1/documents/${twin.id}/download`).buffer(true).parse(asBuffer);
     expect(sha256(twinServed.body)).toBe(sha256(first.content!));
   });
+
+  test('a shared object that went missing is put back by the twin\'s move, for both rows', async () => {
+    const [first, , , , twin] = f.legacy;
+    const row = async (id: number) => (await repo.findDocument(f.ctx.db, 1, id))!;
+    expect(await moveToS3(f.ctx, await row(first.id))).toMatchObject({ result: 'moved' });
+    const moved = await row(first.id);
+    await f.ctx.storage.s3!.delete(moved.file_path); // lost on S3's side (or by an older version's race)
+    expect((await f.app.request().get(`/api/customers/1/documents/${first.id}/download`)).status).toBe(404);
+
+    expect(await moveToS3(f.ctx, await row(twin.id))).toMatchObject({ result: 'moved' });
+    for (const id of [first.id, twin.id]) {
+      const served = await f.app.request().get(`/api/customers/1/documents/${id}/download`).buffer(true).parse(asBuffer);
+      expect(sha256(served.body)).toBe(sha256(first.content!));
+    }
+  });
 });
