@@ -13,16 +13,19 @@ const ANSWERS: Record<string, [number, string, string]> = {
  * method, broken framing) before Express sees it, with a status line and an empty body; the frontend then has no
  * `{"error": {"code", "message"}}` to show. Same statuses as Node's, with the API's JSON, and the connection closed.
  */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex & { bytesWritten?: number }): void {
-  // Nothing to answer on a connection that is gone, or whose response has begun.
-  if (err.code === 'ECONNRESET' || !socket.writable || (socket.bytesWritten ?? 0) > 0) {
+export function answerClientError(err: Error & { code?: string }, socket: Duplex & { _httpMessage?: { headersSent?: boolean } }): void {
+  // Nothing to answer on a connection that is gone, or in the middle of a response (Node's own rule: a connection
+  // that served earlier requests, kept alive, gets its answer).
+  if (err.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent) {
     socket.destroy();
     return;
   }
   const [status, code, message] = ANSWERS[err.code ?? ''] ?? [400, 'BAD_REQUEST', 'The request is not valid HTTP'];
   const body = JSON.stringify({ error: { code, message } });
+  // Closed once written: the connection allows half-open use, so end() alone would keep it until the idle timeout.
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }

@@ -43,4 +43,18 @@ describe('requests Node itself refuses, before Express', () => {
     expect(head).toMatch(/\r\nConnection: close/);
     expect(JSON.parse(body)).toEqual({ error: { code, message: expect.any(String) } });
   });
+
+  test('on a connection kept alive after an earlier request, the bad request still gets its answer', async () => {
+    const socket = net.connect(service.port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!answer.includes('"status"')) await new Promise((resolve) => setTimeout(resolve, 10));
+    socket.write(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1.1 200 /);
+    expect(answer).toMatch(/}HTTP\/1.1 431 Request Header Fields Too Large\r\n/);
+    expect(answer).toContain('"code":"HEADERS_TOO_LARGE"');
+  });
 });
