@@ -197,6 +197,12 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       'API_TOKENS, JWT_SECRET: with NODE_ENV=production set one of them, or AUTH_DISABLED=true to run the API without authentication on purpose',
     );
   }
+  const uploadDir = path.resolve(cwd, e.UPLOAD_DIR ?? './uploads');
+  const pgliteDataDir = path.resolve(cwd, e.PGLITE_DATA_DIR ?? './data/pglite');
+  // The database's files would lie among the documents, where storage:verify --fix removes files no row names.
+  if (!e.DATABASE_URL && pgliteDataDir === uploadDir) {
+    problems.push('PGLITE_DATA_DIR, UPLOAD_DIR: give the embedded database a folder of its own, e.g. UPLOAD_DIR/../pglite');
+  }
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `- ${p}`).join('\n')}`);
   }
@@ -223,9 +229,9 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     logLevel: e.LOG_LEVEL ?? (e.NODE_ENV === 'test' ? 'silent' : 'info'),
     database: {
       url: e.DATABASE_URL,
-      pgliteDataDir: path.resolve(cwd, e.PGLITE_DATA_DIR ?? './data/pglite'),
+      pgliteDataDir,
     },
-    storage: { driver, uploadDir: path.resolve(cwd, e.UPLOAD_DIR ?? './uploads'), s3 },
+    storage: { driver, uploadDir, s3 },
     uploads: {
       maxBytes: e.MAX_UPLOAD_SIZE,
       allowedTypes: e.ALLOWED_FILE_TYPES.length > 0 ? e.ALLOWED_FILE_TYPES.map((t) => t.toLowerCase()) : DEFAULT_ALLOWED_TYPES,

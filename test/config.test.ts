@@ -131,6 +131,13 @@ describe('configuration', () => {
     expect(message).toContain('MAX_UPLOAD_SIZE');
   });
 
+  test('the embedded database in the upload folder itself is refused; beside it, inside it, or unused, it is not', () => {
+    expect(failure({ UPLOAD_DIR: '/data', PGLITE_DATA_DIR: '/data/' })).toContain('PGLITE_DATA_DIR, UPLOAD_DIR');
+    expect(load({ UPLOAD_DIR: '/data/uploads', PGLITE_DATA_DIR: '/data/pglite' }).database.pgliteDataDir).toBe('/data/pglite');
+    expect(load({ UPLOAD_DIR: '/data', PGLITE_DATA_DIR: '/data/pglite' }).database.pgliteDataDir).toBe('/data/pglite');
+    expect(load({ UPLOAD_DIR: '/data', PGLITE_DATA_DIR: '/data', DATABASE_URL: 'postgres://db/crm' }).storage.uploadDir).toBe('/data');
+  });
+
   test('production without authentication is refused unless AUTH_DISABLED=true says it is meant', () => {
     expect(failure({ NODE_ENV: 'production' })).toContain('AUTH_DISABLED=true');
     expect(load({ NODE_ENV: 'production', AUTH_DISABLED: 'true' }).auth.open).toBe(true);

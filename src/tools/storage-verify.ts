@@ -1,12 +1,11 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { StorageName } from '../config';
 import { type DocumentRow, s3KeyFor, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
 import { isValidKey, StorageNotFoundError } from '../storage';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
+import { listBucket, type Listed, walkLocal } from './listings';
 import { runTool, type Output } from './run';
 
 const USAGE = `Usage: npm run storage:verify -- [--deep] [--fix]
@@ -127,45 +126,6 @@ async function checkRow(ctx: ToolContext, options: VerifyOptions, row: DocumentR
   }
 }
 
-interface Listed {
-  key: string;
-  modified: Date;
-}
-
-/** Files under UPLOAD_DIR but those in `skip`, streamed (never the whole listing in memory). */
-async function* walkLocal(root: string, skip: ReadonlySet<string>, dir = root): AsyncGenerator<Listed> {
-  let handle;
-  try {
-    handle = await fs.opendir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  for await (const entry of handle) {
-    const full = path.join(dir, entry.name);
-    // Dot-names are no key's (temporary uploads in .tmp, swept by the service; .gitkeep; a volume's lost+found
-    // is not a dot-name but holds no keys either, and is left to the file system).
-    if (entry.name.startsWith('.') || (dir === root && entry.name === 'lost+found') || skip.has(full)) continue;
-    if (entry.isDirectory()) {
-      yield* walkLocal(root, skip, full);
-    } else if (entry.isFile()) {
-      yield { key: path.relative(root, full).split(path.sep).join('/'), modified: (await fs.stat(full)).mtime };
-    }
-  }
-}
-
-/** Objects under the prefix, a page (1,000) at a time. */
-async function* listBucket(client: S3Client, bucket: string, prefix: string): AsyncGenerator<Listed> {
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }),
-    );
-    for (const o of page.Contents ?? []) if (o.Key) yield { key: o.Key, modified: o.LastModified ?? new Date() };
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-}
-
 /**
  * Streams a store's listing in batches and asks the database which of each batch a row claims (by stored name,
  * which is indexed, then by exact key): a million files never sit in memory at once.
@@ -204,27 +164,22 @@ async function findOrphans(
         out.line(`KEPT ${storage}:${file.key}: no row's file, but a row names a file of this name`);
         continue;
       }
+      if (storage === 'local' && file.key.includes('/')) {
+        // A document's local file lies at the top of UPLOAD_DIR, named by its stored name; a file in a folder there
+        // is someone else's (another program's data on a shared volume): named, never removed, not an orphan.
+        out.line(`KEPT local:${file.key}: in a folder, where no document is stored`);
+        continue;
+      }
       report.orphans++;
       const old = Date.now() - file.modified.getTime() > (options.orphanMinAgeMs ?? ORPHAN_MIN_AGE_MS);
-      // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed. A document's
-      // local file lies at the top of UPLOAD_DIR, named by its stored name; a file in a folder there is someone
-      // else's (another program's data on a shared volume), reported and never removed.
-      const elsewhere = storage === 'local' && file.key.includes('/');
-      const removable = options.fix && old && report.problems === 0 && isValidKey(file.key) && !elsewhere;
+      // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed.
+      const removable = options.fix && old && report.problems === 0 && isValidKey(file.key);
       if (removable && !(await isNamed(ctx, path.posix.basename(file.key)))) {
         await ctx.storage.driver(storage).delete(file.key);
         report.removed++;
         out.line(`REMOVED unclaimed ${storage}:${file.key}`);
       } else {
-        const why = !options.fix
-          ? ''
-          : !old
-            ? ' (younger than an hour: kept)'
-            : report.problems > 0
-              ? ' (kept: documents are missing their files)'
-              : elsewhere
-                ? ' (kept: in a folder, where no document is stored)'
-                : ' (kept)';
+        const why = !options.fix ? '' : !old ? ' (younger than an hour: kept)' : report.problems > 0 ? ' (kept: documents are missing their files)' : ' (kept)';
         out.line(`UNCLAIMED ${storage}:${file.key}${why}`);
       }
     }
