@@ -5,7 +5,8 @@ import { AppError, UnsupportedMediaTypeError } from '../errors';
 /**
  * express.json, with two refusals made before it reads a byte. A body that is not JSON gets 415 rather than being
  * skipped, which would report the fields it holds as missing. A body whose Content-Length is over the limit gets 413
- * at once: express.json would read all of it to throw it away before answering.
+ * at once: express.json would read all of it to throw it away before answering (as it still does for a chunked
+ * body without a Content-Length, which it can only find too large on the way; browsers send the length).
  */
 export function jsonBody(limit: string): RequestHandler[] {
   const max = bytes.parse(limit)!;
