@@ -5,6 +5,9 @@ import { loadMigrations, MIGRATIONS_DIR, migrate, splitStatements } from '../../
 import { createTestDb, type TestDb } from '../helpers/db';
 import { LEGACY_SCHEMA } from '../helpers/legacy';
 
+/** Lock contention needs a second connection, which the embedded PGlite (one connection) cannot have. */
+const onPostgres = process.env.DATABASE_URL ? test : test.skip;
+
 describe('migrate', () => {
   let database: TestDb;
   let dir: string;
@@ -53,8 +56,7 @@ describe('migrate', () => {
     expect(rows.map((r) => r.stored_file_name)).toEqual(['renamed.pdf', 'kept.pdf']);
   });
 
-  test('a table lock held longer than the lock timeout delays the upgrade, it does not fail it', async () => {
-    if (database.kind === 'pglite') return; // one connection: nothing else can hold a lock
+  onPostgres('a table lock held longer than the lock timeout delays the upgrade, it does not fail it', async () => {
     await database.db.exec(LEGACY_SCHEMA);
     const crm = await database.openAgain();
     let releaseLock!: () => void;
@@ -69,11 +71,10 @@ describe('migrate', () => {
     expect((await migrating).applied).toContain('002_document_storage_columns.sql');
   });
 
-  test.each([
+  onPostgres.each([
     ['a migration', ''],
     ['a no-transaction migration', '-- migrate:no-transaction\n'],
   ])('while %s waits behind a long query, the CRM\'s writes are never held up for a second', async (_kind, header) => {
-    if (database.kind === 'pglite') return; // one connection: nothing else can hold a lock
     await write('001_t.sql', 'CREATE TABLE t (id serial PRIMARY KEY, v text);');
     await migrate(database.db, dir);
     await write('002_alter.sql', `${header}ALTER TABLE t ADD COLUMN IF NOT EXISTS w text;\n`);
@@ -107,8 +108,7 @@ describe('migrate', () => {
     await crm.close();
   });
 
-  test('in a no-transaction file, a statement that timed out on its lock is retried alone, not the file', async () => {
-    if (database.kind === 'pglite') return; // one connection: nothing else can hold a lock
+  onPostgres('in a no-transaction file, a statement that timed out on its lock is retried alone, not the file', async () => {
     await write('001_t.sql', 'CREATE TABLE t (id int); CREATE TABLE runs (n int);');
     await migrate(database.db, dir);
     // The INSERT stands for an index built CONCURRENTLY: costly to repeat. The ALTER after it waits for a report.
