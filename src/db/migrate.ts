@@ -107,19 +107,19 @@ async function apply(session: Session, m: Migration): Promise<void> {
   }
   // Statement by statement, each retried alone (each is safe to run again, see migrate): a timeout on the last
   // statement must not rebuild the indexes built before it.
-  for (const statement of splitStatements(m.sql)) {
-    await retryOnLockTimeout(m, async (lockTimeout) => {
-      try {
+  try {
+    for (const statement of splitStatements(m.sql)) {
+      await retryOnLockTimeout(m, async (lockTimeout) => {
         await session.exec(`SET lock_timeout = '${CONCURRENTLY.test(statement) ? 0 : lockTimeout}'`);
         await session.exec(statement);
-      } catch (err) {
-        // The statement's error is the one to report, not a failed reset on a connection that broke.
-        await session.exec('RESET lock_timeout').catch(() => undefined);
-        throw err;
-      }
-      await session.exec('RESET lock_timeout');
-    });
+      });
+    }
+  } catch (err) {
+    // The statement's error is the one to report, not a failed reset on a connection that broke.
+    await session.exec('RESET lock_timeout').catch(() => undefined);
+    throw err;
   }
+  await session.exec('RESET lock_timeout');
   await session.query(record, params);
 }
 
