@@ -21,6 +21,25 @@ describe('migrate', () => {
   });
   const write = (name: string, sql: string) => fs.writeFile(path.join(dir, name), sql);
 
+  /**
+   * A report of the CRM: ACCESS SHARE on `table` (what blocks an ALTER) for `ms`, on a connection of its own.
+   * Resolves once the lock is held; `released` once the report has ended.
+   */
+  async function holdTable(table: string, ms: number): Promise<{ released: Promise<void> }> {
+    const report = await database.openAgain();
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const released = report
+      .transaction(async (tx) => {
+        await tx.query(`SELECT count(*) FROM ${table}`);
+        holding();
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      })
+      .finally(() => report.close());
+    await Promise.race([held, released]);
+    return { released };
+  }
+
   test('a fresh database gets the CRM tables and every migration, recorded once', async () => {
     const first = await migrate(database.db);
     expect(first.applied).toEqual((await loadMigrations(MIGRATIONS_DIR)).map((m) => m.name));
@@ -58,16 +77,10 @@ describe('migrate', () => {
 
   onPostgres('a table lock held longer than the lock timeout delays the upgrade, it does not fail it', async () => {
     await database.db.exec(LEGACY_SCHEMA);
-    const crm = await database.openAgain();
-    let releaseLock!: () => void;
-    const holding = crm.transaction(async (tx) => {
-      await tx.query('SELECT count(*) FROM customer_documents'); // ACCESS SHARE until the transaction ends
-      await new Promise<void>((r) => (releaseLock = r));
-    });
+    // Past the lock timeout: several attempts give up before the report ends.
+    const report = await holdTable('customer_documents', 2000);
     const migrating = migrate(database.db);
-    await new Promise((r) => setTimeout(r, 2000)); // past the lock timeout: several attempts gave up
-    releaseLock();
-    await holding;
+    await report.released;
     expect((await migrating).applied).toContain('002_document_storage_columns.sql');
   });
 
@@ -78,20 +91,10 @@ describe('migrate', () => {
     await write('001_t.sql', 'CREATE TABLE t (id serial PRIMARY KEY, v text);');
     await migrate(database.db, dir);
     await write('002_alter.sql', `${header}ALTER TABLE t ADD COLUMN IF NOT EXISTS w text;\n`);
-    // A report of the CRM: ACCESS SHARE on t for 3 s. The ALTER's lock waits for it, and queues every writer.
-    const report = await database.openAgain();
+    // The ALTER's lock waits for the report, and queues every writer behind it.
+    const report = await holdTable('t', 3000);
     const crm = await database.openAgain();
-    let endReport!: () => void;
-    let reading!: () => void;
-    const started = new Promise<void>((resolve) => (reading = resolve));
-    const holding = report.transaction(async (tx) => {
-      await tx.query('SELECT count(*) FROM t');
-      reading();
-      await new Promise<void>((resolve) => (endReport = resolve));
-    });
-    await started;
     const migrating = migrate(database.db, dir);
-    setTimeout(endReport, 3000);
     // The CRM writes all along: the longest any single write waited.
     let longest = 0;
     for (const until = Date.now() + 3500; Date.now() < until; ) {
@@ -100,11 +103,10 @@ describe('migrate', () => {
       longest = Math.max(longest, Date.now() - t0);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await holding;
+    await report.released;
     expect((await migrating).applied).toEqual(['002_alter.sql']);
     expect(longest).toBeGreaterThan(100); // the writes did queue behind the ALTER's waits
     expect(longest).toBeLessThan(1000);
-    await report.close();
     await crm.close();
   });
 
@@ -113,22 +115,11 @@ describe('migrate', () => {
     await migrate(database.db, dir);
     // The INSERT stands for an index built CONCURRENTLY: costly to repeat. The ALTER after it waits for a report.
     await write('002_nt.sql', '-- migrate:no-transaction\nINSERT INTO runs VALUES (1);\nALTER TABLE t ADD COLUMN IF NOT EXISTS w text;\n');
-    const report = await database.openAgain();
-    let endReport!: () => void;
-    let reading!: () => void;
-    const started = new Promise<void>((resolve) => (reading = resolve));
-    const holding = report.transaction(async (tx) => {
-      await tx.query('SELECT count(*) FROM t');
-      reading();
-      await new Promise<void>((resolve) => (endReport = resolve));
-    });
-    await started;
+    const report = await holdTable('t', 2000);
     const migrating = migrate(database.db, dir);
-    setTimeout(endReport, 2000);
-    await holding;
+    await report.released;
     expect((await migrating).applied).toEqual(['002_nt.sql']);
     expect(await database.db.query('SELECT n FROM runs')).toEqual([{ n: 1 }]);
-    await report.close();
   });
 
   test('a migration that fails leaves nothing behind and is retried by the next run', async () => {
