@@ -13,6 +13,7 @@ import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { createServices, type Services } from './services';
 import { createStorage } from './storage';
+import { startupWarnings } from './startup-warnings';
 import { within } from './timeout';
 
 export interface RunningService {
@@ -134,27 +135,7 @@ async function main(): Promise<void> {
   }
   // Readable lines for a developer at a terminal; JSON everywhere else (platforms, log collectors, files).
   const logger = createLogger(config.logLevel, undefined, { pretty: config.nodeEnv === 'development' && Boolean(process.stdout.isTTY) });
-  if (config.auth.open) {
-    logger.warn('API_TOKENS and JWT_SECRET are both unset: every /api route is open to anyone who can reach it');
-  }
-  if (config.nodeEnv === 'production' && !config.database.url) {
-    logger.warn(
-      { pgliteDataDir: config.database.pgliteDataDir },
-      'DATABASE_URL is unset: metadata is in the embedded database, lost with the disk on a redeploy unless PGLITE_DATA_DIR is on a persistent volume',
-    );
-  }
-  if (config.nodeEnv === 'production' && config.storage.driver === 'local') {
-    logger.warn(
-      { uploadDir: config.storage.uploadDir },
-      'documents are stored on local disk, lost with it on a redeploy unless UPLOAD_DIR is a persistent volume; set AWS_S3_BUCKET_NAME to use S3',
-    );
-  }
-  if (config.storage.driver === 's3' && config.reliability.s3Fallback === 'local') {
-    logger.info(
-      { uploadDir: config.storage.uploadDir },
-      'S3_FALLBACK=local: uploads that arrive while S3 fails are kept in UPLOAD_DIR until S3 answers; on a disk that a redeploy wipes, a redeploy during an S3 outage loses them',
-    );
-  }
+  for (const w of startupWarnings(config)) logger[w.level](w.fields ?? {}, w.message);
   const service = await startService(config, logger);
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
