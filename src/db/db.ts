@@ -1,5 +1,12 @@
 export type Row = Record<string, unknown>;
 
+/** The embedded database's data directory is open in another process; PGlite serves one process at a time. */
+export class DataDirInUseError extends Error {
+  constructor(readonly dataDir: string, options?: { cause?: unknown }) {
+    super(`PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time`, options);
+  }
+}
+
 export interface Queryable {
   /** Runs one statement with $1..$n parameters and returns its rows. */
   query<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;

@@ -2,13 +2,16 @@ import type { Config } from '../config';
 import type { Db } from './db';
 import { createPgDb } from './pg';
 
-export type { Db, Queryable, Session } from './db';
+export { DataDirInUseError, type Db, type Queryable, type Session } from './db';
 
-/** The database named by the config: Postgres when DATABASE_URL is set, else the embedded PGlite. */
-export async function createDb(config: Config, onError?: (err: Error) => void): Promise<Db> {
+/**
+ * The database named by the config: Postgres when DATABASE_URL is set, else the embedded PGlite. `lockRetries`:
+ * seconds to wait for another process to let go of PGlite's data directory (see createPgliteDb).
+ */
+export async function createDb(config: Config, onError?: (err: Error) => void, { lockRetries }: { lockRetries?: number } = {}): Promise<Db> {
   return config.database.url
     ? createPgDb(config.database.url, { onError })
-    : loadPglite().createPgliteDb(config.database.pgliteDataDir, { onError });
+    : loadPglite().createPgliteDb(config.database.pgliteDataDir, { onError, lockRetries });
 }
 
 /** PGlite's module, loaded only without DATABASE_URL: a service on Postgres does without its 1–2 MB. */

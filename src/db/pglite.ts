@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import lockfile from 'proper-lockfile';
 import { DatabaseUnavailableError } from '../errors';
-import type { Db, Queryable, Row, Session } from './db';
+import { DataDirInUseError, type Db, type Queryable, type Row, type Session } from './db';
 import { ping } from './pg';
 
 function translate(err: unknown): never {
@@ -50,11 +50,8 @@ export async function createPgliteDb(
       break;
     } catch (err) {
       // An old instance still shutting down gets lockRetries seconds to let go.
-      if ((err as { code?: string }).code !== 'ELOCKED' || attempt >= lockRetries) {
-        throw new Error(`PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time`, {
-          cause: err,
-        });
-      }
+      if ((err as { code?: string }).code !== 'ELOCKED') throw err;
+      if (attempt >= lockRetries) throw new DataDirInUseError(dataDir, { cause: err });
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
   }

@@ -1,7 +1,7 @@
 import dotenv from 'dotenv';
 import pino from 'pino';
 import { type Config, ConfigError, loadConfig } from '../config';
-import { createDb, type Db } from '../db';
+import { createDb, DataDirInUseError, type Db } from '../db';
 import { migrate } from '../db/migrate';
 import { FileDeletions } from '../documents/deletions';
 import { createLogger, type Logger } from '../logger';
@@ -31,7 +31,15 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
     throw err;
   }
   const logger = createLogger(options.logLevel ?? (config.logLevel === 'info' ? 'warn' : config.logLevel), pino.destination(2));
-  const db = options.db ?? (await createDb(config, (err) => logger.error({ err }, 'database connection error')));
+  // The service holds PGlite's data directory for as long as it runs, not for a moment: waiting for it is pointless.
+  const db =
+    options.db ??
+    (await createDb(config, (err) => logger.error({ err }, 'database connection error'), { lockRetries: 0 }).catch((err: unknown) => {
+      if (err instanceof DataDirInUseError) {
+        throw new ToolError(`${err.message}: stop the service to run this tool, or run both on Postgres (DATABASE_URL)`);
+      }
+      throw err;
+    }));
   await migrate(db);
   const storage = createStorage(config);
   const deletions = new FileDeletions({ db, storage, logger });

@@ -11,7 +11,8 @@ const USAGE = `Usage: npm run storage:migrate -- [--dry-run] [--concurrency N] [
 
 Moves every document stored on local disk (UPLOAD_DIR) to the configured S3 bucket: streamed, each copy checked
 (size and sha256), the row switched to S3 in a transaction, and only then the local file removed. Safe to stop
-(Ctrl-C, kill -9) and start again; the service can keep running meanwhile.
+(Ctrl-C, kill -9) and start again. On Postgres the service can keep running meanwhile; the embedded database
+(no DATABASE_URL) serves one process, so stop the service first.
 
   --dry-run          list what would move, and the total size; change nothing
   --concurrency N    files moved at once (default 4)

@@ -1,4 +1,7 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { createPgliteDb } from '../../src/db/pglite';
 import { runScript } from '../helpers/process';
 import { createServiceEnv, type ServiceEnv } from '../helpers/service-env';
 
@@ -24,7 +27,6 @@ describe('the tools as ops run them: exit codes', () => {
   }, 60_000);
 
   test('1 when storage and database disagree; 2 when S3 is not configured for a migration', async () => {
-    const fs = await import('node:fs/promises');
     await fs.mkdir(env.uploadDir, { recursive: true });
     await fs.writeFile(path.join(env.uploadDir, 'stray.pdf'), '%PDF-1.4 nobody claims me');
     const verify = await tool('storage-verify', [], env.env);
@@ -49,5 +51,22 @@ describe('the tools as ops run them: exit codes', () => {
     const away = await tool('storage-verify', [], { ...rest, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
     expect(away.code).toBe(1);
     expect(away.stderr.trim()).toBe('The database is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:1');
+  }, 60_000);
+
+  test('the embedded database held by a running service: 2 at once, saying what to do, no stack', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'held-'));
+    const held = await createPgliteDb(path.join(dir, 'pglite'));
+    try {
+      const { DATABASE_URL: _url, ...rest } = env.env;
+      const verify = await tool('storage-verify', [], { ...rest, PGLITE_DATA_DIR: path.join(dir, 'pglite') });
+      expect(verify.code).toBe(2);
+      expect(verify.stderr.trim()).toBe(
+        `PGLITE_DATA_DIR ${path.join(dir, 'pglite')} is in use by another process; the embedded database serves one process at a time: ` +
+          'stop the service to run this tool, or run both on Postgres (DATABASE_URL)',
+      );
+    } finally {
+      await held.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
