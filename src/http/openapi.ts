@@ -156,8 +156,11 @@ export const openApiDocument: Json = {
       'under /api, and /metrics, needs `Authorization: Bearer <token>`; with neither configured the API is open. ' +
       'Every error is `{"error": {"code", "message"}}`: the message is meant for a person, the code for code. ' +
       'A method and path that match no route answer the generic 404 ROUTE_NOT_FOUND (components/responses/RouteNotFound); ' +
-      'under /api, an unauthenticated request gets 401 before that. Every response carries X-Request-Id and ' +
-      'X-Content-Type-Options: nosniff.',
+      'under /api, an unauthenticated request gets 401 before that. Every response from the routes carries X-Request-Id and ' +
+      'X-Content-Type-Options: nosniff; the 400, 408 and 431 that Node answers before any route (a request that is not ' +
+      'valid HTTP, headers too slow or too large) carry neither. JSON GETs carry a weak ETag and answer If-None-Match ' +
+      'with 304. A browser sends no Authorization header for a plain link, so with authentication on a frontend fetches ' +
+      'file responses with the header and shows or saves the result.',
   },
   tags: [
     { name: 'system', description: 'Liveness, readiness, metrics and this document; outside /api.' },
@@ -187,7 +190,7 @@ export const openApiDocument: Json = {
         description:
           'Public. Ready when the database answers, every migration is applied and the primary store can be reached ' +
           'and written, or, with S3 failing and S3_FALLBACK=local, the local disk that keeps uploads meanwhile ' +
-          '(storage "degraded"); each check gives up after 3 s.',
+          '(storage "degraded"); the database check gives up after 2 s, each storage check after 3 s.',
         ...open,
         responses: {
           '200': response('Ready to serve.', { content: jsonBody(schema('Readiness')) }),
@@ -335,7 +338,8 @@ export const openApiDocument: Json = {
         description:
           'multipart/form-data with exactly one file, in the field `file`, and the optional text fields `category` ' +
           'and `description`. The file streams to the store while it is hashed, counted and checked: its type must ' +
-          'be on the allow-list (ALLOWED_FILE_TYPES; for application/octet-stream the extension decides), a type ' +
+          'be on the allow-list (ALLOWED_FILE_TYPES; the type is the one the extension names, and the part\'s ' +
+          'Content-Type only for an extension the service does not know), a type ' +
           'with a signature must start with it, text must not contain binary, and it must not exceed MAX_UPLOAD_SIZE ' +
           '(a body announcing more is refused before it is read). A refused upload keeps nothing. When S3 fails ' +
           'and S3_FALLBACK=local the document is kept on local disk: 201 with `"storage": "local", "pendingStorage": "s3"`.',
@@ -539,8 +543,8 @@ export const openApiDocument: Json = {
             type: 'string',
             minLength: 1,
             maxLength: 255,
-            pattern: '^[^\\u0000-\\u001f\\u007f]*$',
-            description: 'Trimmed; must not be empty or contain control characters.',
+            pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$',
+            description: 'Trimmed; must not be empty or contain control characters (C0, DEL, C1) or unpaired surrogates.',
           },
           email: { type: ['string', 'null'], format: 'email', maxLength: 255 },
         },
@@ -619,7 +623,9 @@ export const openApiDocument: Json = {
           file: {
             type: 'string',
             contentMediaType: 'application/octet-stream',
-            description: 'The file (binary), exactly one. Its part Content-Type is the type checked against the allow-list.',
+            description:
+              'The file (binary), exactly one. Its type is the one its file name\'s extension names; its part Content-Type ' +
+              'counts only for an extension the service does not know.',
           },
           category: { type: 'string', maxLength: 100, description: 'Trimmed; empty means none.' },
           description: { type: 'string', maxLength: 2000, description: 'Trimmed; empty means none.' },
