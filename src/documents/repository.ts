@@ -94,9 +94,8 @@ export function deleteCustomerDocuments(q: Queryable, customerId: number): Promi
  * deleted or not moved) names it, wherever that row is. A local row sharing the file may be moving onto this very
  * key: its move copies first and switches after, so "no S3 row names it" can turn false between the check and the
  * delete, and the switched row would point at nothing. "No other row names it" cannot: stored names are never
- * reused. Left open: a second mover of `documentId` itself switching onto the key between a failed move's check
- * and its delete, which takes two movers of one row at once and a copy S3 returned changed. A local file has no
- * such race; nothing moves onto local disk.
+ * reused. Nor can a second mover of `documentId` itself switch onto the key between a failed move's check and its
+ * delete: movers take turns (MOVE_LOCK in sync.ts). A local file has no such race; nothing moves onto local disk.
  */
 export async function isStoredFileReferenced(
   q: Queryable,

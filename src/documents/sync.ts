@@ -9,6 +9,12 @@ import * as repo from './repository';
 const PAGE = 100;
 
 /**
+ * Held by whatever moves documents to S3: this job, on one instance at a time, and storage:migrate. One mover per
+ * row keeps a failed move's cleanup from racing another mover's switch onto the same key (isStoredFileReferenced).
+ */
+export const MOVE_LOCK = 'document-store:s3-sync';
+
+/**
  * Moves documents that were kept on local disk during an S3 outage to S3 (see moveToS3: copy, check, switch, and
  * only then remove the local copy; every step safe to repeat, so a run cut short by a restart is finished by the next).
  */
@@ -22,7 +28,7 @@ export class S3Sync {
   async run(signal?: AbortSignal): Promise<{ moved: number; failed: number }> {
     if (!this.deps.storage.s3) return { moved: 0, failed: 0 };
     // One instance at a time: another instance's run in progress does this work already.
-    const result = await this.deps.db.tryWithLock('document-store:s3-sync', () => this.moveAll(signal));
+    const result = await this.deps.db.tryWithLock(MOVE_LOCK, () => this.moveAll(signal));
     return result ?? { moved: 0, failed: 0 };
   }
 

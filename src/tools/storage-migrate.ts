@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import bytes from 'bytes';
 import { SingleBar } from 'cli-progress';
 import { moveToS3, S3NotAnswering } from '../documents/mover';
+import { MOVE_LOCK } from '../documents/sync';
 import * as repo from '../documents/repository';
 import type { DocumentRow } from '../documents/document';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
@@ -89,8 +90,31 @@ export async function dryRun(ctx: ToolContext, out: Output): Promise<{ files: nu
   return { files, bytes: total };
 }
 
-export async function migrateToS3(ctx: ToolContext, options: MigrateOptions, out: Output, signal?: AbortSignal): Promise<MigrateSummary> {
+/**
+ * Moves every local document to S3, once no other mover is at work: the service's background sync moves kept uploads,
+ * which are local rows too, and a second storage:migrate started by mistake would move the same rows.
+ */
+export async function migrateToS3(
+  ctx: ToolContext,
+  options: MigrateOptions,
+  out: Output,
+  signal?: AbortSignal,
+  { pollMs = 1_000 }: { pollMs?: number } = {},
+): Promise<MigrateSummary> {
   requireS3(ctx);
+  for (let waiting = false; ; waiting = true) {
+    const summary = await ctx.db.tryWithLock(MOVE_LOCK, () => moveAll(ctx, options, out, signal));
+    if (summary) return summary;
+    if (!waiting) out.line("waiting: another move to S3 is under way (the service's background sync, or another storage:migrate)");
+    if (signal?.aborted) {
+      out.line('stopped before the end; run again to finish');
+      return { moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped: true };
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, signal?: AbortSignal): Promise<MigrateSummary> {
   const [{ n, total }] = await ctx.db.query<{ n: string; total: string | null }>(
     "SELECT count(*) AS n, sum(COALESCE(size_bytes, file_size)) AS total FROM customer_documents WHERE storage = 'local'",
   );

@@ -6,6 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createPgliteDb } from '../../src/db/pglite';
 import { openToolContext } from '../../src/tools/context';
+import { MOVE_LOCK } from '../../src/documents/sync';
 import { dryRun, exitCodeOf, migrateToS3 } from '../../src/tools/storage-migrate';
 import { files } from '../helpers/files';
 import { startServerProcess } from '../helpers/process';
@@ -118,6 +119,33 @@ describe('npm run storage:migrate', () => {
     expect(summary).toMatchObject({ moved: 6, failed: [] });
     expect(await localFiles()).toEqual(before);
     expect((await rows()).filter((r) => r.storage === 's3')).toHaveLength(6);
+  });
+
+  test('one mover at a time: while the background sync (or another run) moves, it waits; Ctrl-C while waiting stops it', async () => {
+    let release!: () => void;
+    let holding!: () => void;
+    const acquired = new Promise<void>((resolve) => (holding = resolve));
+    const holder = f.ctx.db.withLock(MOVE_LOCK, () => {
+      holding();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    await acquired;
+    const waitingLine = "waiting: another move to S3 is under way (the service's background sync, or another storage:migrate)";
+
+    const stop = new AbortController();
+    const stopped = migrateToS3(f.ctx, options, f.out, stop.signal, { pollMs: 20 });
+    await eventually(() => f.out.lines.includes(waitingLine), 5_000, 'the waiting line');
+    stop.abort();
+    expect(await stopped).toMatchObject({ moved: 0, stopped: true });
+
+    const run = migrateToS3(f.ctx, options, f.out, undefined, { pollMs: 20 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await objects()).toEqual([]);
+    expect((await rows()).every((r) => r.storage === 'local')).toBe(true);
+    release();
+    await holder;
+    expect(await run).toMatchObject({ moved: 6, failed: [], stopped: false });
+    expect(f.out.lines.filter((l) => l === waitingLine)).toHaveLength(2);
   });
 
   test('the service keeps serving every document while the migration runs', async () => {
