@@ -76,6 +76,13 @@ export class DatabaseUnavailableError extends ServiceUnavailableError {
   }
 }
 
+/** The embedded database's data directory is open in another process; PGlite serves one process at a time. */
+export class DataDirInUseError extends ServiceUnavailableError {
+  constructor(readonly dataDir: string, hint = '', options?: { cause?: unknown }) {
+    super('DATABASE_IN_USE', `PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time${hint}`, options);
+  }
+}
+
 export const customerNotFound = (id: number | string) =>
   new NotFoundError('CUSTOMER_NOT_FOUND', `Customer ${id} does not exist`);
 

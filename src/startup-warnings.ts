@@ -7,10 +7,10 @@ export interface StartupWarning {
 }
 
 /**
- * The longest wait before retry i (0 first) in the SDK's standard retry mode: a random share of 500 ms × 2^i, the
- * base it uses for throttling (100 ms otherwise), and never over 20 s.
+ * What S3_TIMEOUT × S3_MAX_ATTEMPTS may reach and leave room, within the idle timeout, for the SDK's waits between
+ * attempts: a fraction of a second to a few seconds each for the defaults, more after throttling or a Retry-After.
  */
-const longestBackoffMs = (i: number) => Math.min(500 * 2 ** i, 20_000);
+const S3_BUDGET_MS = IDLE_TIMEOUT_MS - 20_000;
 
 /**
  * What a valid configuration still risks, for ops to read in the first lines of the log. Refusals belong in
@@ -45,20 +45,20 @@ export function startupWarnings(config: Config): StartupWarning[] {
         'S3_FALLBACK=local: uploads that arrive while S3 fails are kept in UPLOAD_DIR until S3 answers; on a disk that a redeploy wipes, a redeploy during an S3 outage loses them',
     });
   }
-  // While S3 hangs, an upload's body waits for the part in flight, so the client's connection is silent until S3
-  // fails for good: past the idle timeout the server cuts it off, and the upload neither falls back to disk nor gets
-  // its 503. The client sees a dropped connection, and nothing is stored.
+  // While S3 hangs, a request waiting on it sends its client nothing (an upload's body waits for the part in
+  // flight) until S3 fails for good. Past the idle timeout the server cuts the client off first: the upload neither
+  // falls back to disk nor gets its 503, a download gets no 503, and the client sees a dropped connection.
   const s3 = storage.s3;
-  if (storage.driver === 's3' && s3) {
-    let stallMs = s3.timeoutMs * s3.maxAttempts;
-    for (let i = 0; i < s3.maxAttempts - 1; i++) stallMs += longestBackoffMs(i);
-    if (stallMs >= IDLE_TIMEOUT_MS) {
-      warnings.push({
-        level: 'warn',
-        fields: { s3TimeoutMs: s3.timeoutMs, s3MaxAttempts: s3.maxAttempts, idleTimeoutMs: IDLE_TIMEOUT_MS },
-        message: `S3_TIMEOUT × S3_MAX_ATTEMPTS, with the backoff between attempts, can reach ${Math.round(stallMs / 1000)} s: while S3 hangs, an upload waits that long in silence, and its client's connection is cut off after ${IDLE_TIMEOUT_MS / 1000} s, before the upload can ${reliability.s3Fallback === 'local' ? 'fall back to UPLOAD_DIR' : 'be answered with 503'}; lower one of them`,
-      });
-    }
+  if (storage.driver === 's3' && s3 && s3.timeoutMs * s3.maxAttempts > S3_BUDGET_MS) {
+    warnings.push({
+      level: 'warn',
+      fields: { s3TimeoutMs: s3.timeoutMs, s3MaxAttempts: s3.maxAttempts, idleTimeoutMs: IDLE_TIMEOUT_MS },
+      message:
+        `S3_TIMEOUT × S3_MAX_ATTEMPTS is ${(s3.timeoutMs * s3.maxAttempts) / 1000} s: while S3 hangs, a request waits that long and more ` +
+        `before it fails, but a client's connection is cut off after ${IDLE_TIMEOUT_MS / 1000} s of silence, before an upload can ` +
+        `${reliability.s3Fallback === 'local' ? 'fall back to UPLOAD_DIR' : 'be answered with 503'} or a download be answered with 503; ` +
+        `keep the product at ${S3_BUDGET_MS / 1000} s or less`,
+    });
   }
   return warnings;
 }

@@ -1,12 +1,5 @@
 export type Row = Record<string, unknown>;
 
-/** The embedded database's data directory is open in another process; PGlite serves one process at a time. */
-export class DataDirInUseError extends Error {
-  constructor(readonly dataDir: string, options?: { cause?: unknown }) {
-    super(`PGLITE_DATA_DIR ${dataDir} is in use by another process; the embedded database serves one process at a time`, options);
-  }
-}
-
 export interface Queryable {
   /** Runs one statement with $1..$n parameters and returns its rows. */
   query<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
@@ -29,11 +22,12 @@ export interface Db extends Session {
   /**
    * Runs fn on one session while holding a lock named `name` that every other holder waits for: on Postgres every
    * instance of the service using the database; on PGlite every caller in this process, the only process that can
-   * have the data directory open. Released when fn settles, and by Postgres when the holder's connection dies.
+   * have the data directory open. Released when fn settles, and by Postgres when the holder's connection dies:
+   * `lost` aborts then, so that a holder working for long (a migration of files) can stop rather than go on unguarded.
    */
-  withLock<T>(name: string, fn: (session: Session) => Promise<T>): Promise<T>;
+  withLock<T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>): Promise<T>;
   /** As withLock, but when another holder has the lock, returns undefined at once instead of waiting. */
-  tryWithLock<T>(name: string, fn: (session: Session) => Promise<T>): Promise<T | undefined>;
+  tryWithLock<T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>): Promise<T | undefined>;
   /** Answers whether the database responds within timeoutMs. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import lockfile from 'proper-lockfile';
-import { DatabaseUnavailableError } from '../errors';
-import { DataDirInUseError, type Db, type Queryable, type Row, type Session } from './db';
+import { DatabaseUnavailableError, DataDirInUseError } from '../errors';
+import type { Db, Queryable, Row, Session } from './db';
 import { ping } from './pg';
 
 function translate(err: unknown): never {
@@ -51,7 +51,7 @@ export async function createPgliteDb(
     } catch (err) {
       // An old instance still shutting down gets lockRetries seconds to let go.
       if ((err as { code?: string }).code !== 'ELOCKED') throw err;
-      if (attempt >= lockRetries) throw new DataDirInUseError(dataDir, { cause: err });
+      if (attempt >= lockRetries) throw new DataDirInUseError(dataDir, '', { cause: err });
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
   }
@@ -132,10 +132,11 @@ function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
   return {
     kind: 'pglite',
     ...session,
-    withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session)),
+    // In this process, a lock cannot be lost.
+    withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session, new AbortController().signal)),
     tryWithLock: async (name, fn) => {
       const lock = lockNamed(name);
-      return lock.isLocked() ? undefined : lock.runExclusive(() => fn(session));
+      return lock.isLocked() ? undefined : lock.runExclusive(() => fn(session, new AbortController().signal));
     },
     ping: (timeoutMs) => ping(() => pglite.query('SELECT 1'), timeoutMs),
     close: async () => {

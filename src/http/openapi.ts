@@ -157,10 +157,10 @@ export const openApiDocument: Json = {
       'Every error is `{"error": {"code", "message"}}`: the message is meant for a person, the code for code. ' +
       'A method and path that match no route answer the generic 404 ROUTE_NOT_FOUND (components/responses/RouteNotFound); ' +
       'under /api, an unauthenticated request gets 401 before that. Every response from the routes carries X-Request-Id and ' +
-      'X-Content-Type-Options: nosniff; the 400, 408 and 431 that Node answers before any route (a request that is not ' +
-      'valid HTTP, headers too slow or too large) carry neither. JSON GETs carry a weak ETag and answer If-None-Match ' +
+      'X-Content-Type-Options: nosniff; the 400, 408, 413 and 431 that Node answers before any route (a request that is ' +
+      'not valid HTTP, headers too slow or too large, oversized chunk extensions) carry nosniff but no X-Request-Id. JSON GETs carry a weak ETag and answer If-None-Match ' +
       'with 304. A browser sends no Authorization header for a plain link, so with authentication on a frontend fetches ' +
-      'file responses with the header and shows or saves the result.',
+      'file responses with the header; it shows only the types /view serves inline and saves the rest.',
   },
   tags: [
     { name: 'system', description: 'Liveness, readiness, metrics and this document; outside /api.' },

@@ -1,7 +1,8 @@
 import dotenv from 'dotenv';
 import pino from 'pino';
 import { type Config, ConfigError, loadConfig } from '../config';
-import { createDb, DataDirInUseError, type Db } from '../db';
+import { createDb, type Db } from '../db';
+import { DataDirInUseError } from '../errors';
 import { migrate } from '../db/migrate';
 import { FileDeletions } from '../documents/deletions';
 import { createLogger, type Logger } from '../logger';
@@ -32,11 +33,15 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
   }
   const logger = createLogger(options.logLevel ?? (config.logLevel === 'info' ? 'warn' : config.logLevel), pino.destination(2));
   // The service holds PGlite's data directory for as long as it runs, not for a moment: waiting for it is pointless.
+  // No cause: the lock library's own words would only repeat the message, and the tool prints causes.
   const db =
     options.db ??
     (await createDb(config, (err) => logger.error({ err }, 'database connection error'), { lockRetries: 0 }).catch((err: unknown) => {
       if (err instanceof DataDirInUseError) {
-        throw new ToolError(`${err.message}: stop the service to run this tool, or run both on Postgres (DATABASE_URL)`);
+        throw new DataDirInUseError(
+          err.dataDir,
+          ' (the service, or another tool; one that has just stopped lets go within 30 s): stop it to run this tool, or run both on Postgres (DATABASE_URL)',
+        );
       }
       throw err;
     }));

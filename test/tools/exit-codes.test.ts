@@ -53,16 +53,16 @@ describe('the tools as ops run them: exit codes', () => {
     expect(away.stderr.trim()).toBe('The database is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:1');
   }, 60_000);
 
-  test('the embedded database held by a running service: 2 at once, saying what to do, no stack', async () => {
+  test('the embedded database held by a running service: 1 at once, saying what to do, no stack', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'held-'));
     const held = await createPgliteDb(path.join(dir, 'pglite'));
     try {
       const { DATABASE_URL: _url, ...rest } = env.env;
       const verify = await tool('storage-verify', [], { ...rest, PGLITE_DATA_DIR: path.join(dir, 'pglite') });
-      expect(verify.code).toBe(2);
+      expect(verify.code).toBe(1);
       expect(verify.stderr.trim()).toBe(
-        `PGLITE_DATA_DIR ${path.join(dir, 'pglite')} is in use by another process; the embedded database serves one process at a time: ` +
-          'stop the service to run this tool, or run both on Postgres (DATABASE_URL)',
+        `PGLITE_DATA_DIR ${path.join(dir, 'pglite')} is in use by another process; the embedded database serves one process at a time ` +
+          '(the service, or another tool; one that has just stopped lets go within 30 s): stop it to run this tool, or run both on Postgres (DATABASE_URL)',
       );
     } finally {
       await held.close();
