@@ -64,6 +64,10 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     // A database that does not answer must turn into a quick 503, not a request that hangs.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // TCP keepalives, so that a connection the network dropped without a word (a NAT or load balancer forgetting
+    // it) is found dead in minutes, not hours: a lock holder's connection sits idle for as long as it holds.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
   });
   // An idle client losing its connection emits here; without a listener that would crash the process.
   pool.on('error', (err) => options.onError?.(err));
@@ -92,16 +96,29 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     return { ...queryable(client), transaction: (fn) => inTransaction(client, fn) };
   }
 
-  async function locked<T>(name: string, fn: (session: Session) => Promise<T>, wait: boolean): Promise<T | undefined> {
+  async function locked<T>(
+    name: string,
+    fn: (session: Session, lost: AbortSignal) => Promise<T>,
+    wait: boolean,
+  ): Promise<T | undefined> {
     return withClient(async (client) => {
       const s = session(client);
       // If this process dies while holding the lock, its backend must notice and end (releasing the lock), even
-      // in the middle of a long statement; otherwise every later instance waits for it. Postgres 14+ only.
+      // in the middle of a long statement (Postgres 14+), or while idle, within about two minutes rather than the
+      // system's two hours of TCP silence; otherwise every later holder waits for it.
       await s.exec("SET client_connection_check_interval = '5s'").catch(() => undefined);
+      await s.exec('SET tcp_keepalives_idle = 60; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6').catch(() => undefined);
       if (!(await acquireAdvisoryLock(s, name, wait))) return undefined;
+      // The lock lives and dies with this connection.
+      const lost = new AbortController();
+      const onLost = () => lost.abort(new Error(`the lock ${name} was lost with its database connection`));
+      client.on('error', onLost);
+      client.on('end', onLost);
       try {
-        return await fn(s);
+        return await fn(s, lost.signal);
       } finally {
+        client.off('error', onLost);
+        client.off('end', onLost);
         await s.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => undefined);
       }
     });
@@ -114,7 +131,7 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     exec: (sql) => withClient((client) => queryable(client).exec(sql)),
     transaction: (fn) => withClient((client) => inTransaction(client, fn)),
     // Waiting, locked() only returns once it holds the lock and fn has run.
-    withLock: <T>(name: string, fn: (session: Session) => Promise<T>) => locked(name, fn, true) as Promise<T>,
+    withLock: <T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>) => locked(name, fn, true) as Promise<T>,
     tryWithLock: (name, fn) => locked(name, fn, false),
     ping: (timeoutMs) => ping(() => pool.query('SELECT 1'), timeoutMs),
     close: () => pool.end(),

@@ -2,7 +2,8 @@ import type { Db, Queryable } from '../db';
 import type { Logger } from '../logger';
 import { InvalidKeyError, type Storage } from '../storage';
 import type { FileToRemove } from './document';
-import { isStoredFileReferenced } from './repository';
+import { MOVE_LOCK } from './locks';
+import { isLocalDocument, isStoredFileReferenced } from './repository';
 
 interface QueuedDeletion {
   id: string;
@@ -35,6 +36,13 @@ export interface FileDeletionsOptions {
 }
 
 const MAX_RETRY_DELAY_MS = 60 * 60 * 1000;
+
+export interface RunOptions {
+  /** The caller holds MOVE_LOCK (a move cleaning up after itself): no other move can run meanwhile. */
+  moveLockHeld?: boolean;
+}
+
+type Outcome = 'removed' | 'failed' | 'deferred';
 const CONCURRENCY = 8;
 
 /** Works through the deletion queue: right after a delete commits, and from the background job for retries. */
@@ -51,13 +59,13 @@ export class FileDeletions {
   }
 
   /** Removes the files of these queue entries now. A failure leaves the entry queued for a later retry. */
-  async run(ids: readonly string[]): Promise<{ removed: number; failed: number }> {
+  async run(ids: readonly string[], options: RunOptions = {}): Promise<{ removed: number; failed: number }> {
     if (ids.length === 0) return { removed: 0, failed: 0 };
     const entries = await this.deps.db.query<QueuedDeletion>(
       'SELECT * FROM document_file_deletions WHERE id = ANY($1::bigint[])',
       [ids],
     );
-    return this.process(entries);
+    return this.process(entries, options);
   }
 
   /** Removes the files whose retry is due, one batch. */
@@ -66,7 +74,7 @@ export class FileDeletions {
       'SELECT * FROM document_file_deletions WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1',
       [this.batchSize],
     );
-    return this.process(entries);
+    return this.process(entries, {});
   }
 
   /** How many files wait to be removed. */
@@ -75,31 +83,41 @@ export class FileDeletions {
     return Number(row.n);
   }
 
-  private async process(entries: QueuedDeletion[]): Promise<{ removed: number; failed: number }> {
+  /** Deferred entries (a move holds MOVE_LOCK) count as neither: they are tried again a little later. */
+  private async process(entries: QueuedDeletion[], options: RunOptions): Promise<{ removed: number; failed: number }> {
     let removed = 0;
     let failed = 0;
     const queue = [...entries];
     const worker = async () => {
       for (let entry = queue.shift(); entry; entry = queue.shift()) {
-        if (await this.remove(entry)) removed++;
-        else failed++;
+        const outcome = await this.remove(entry, options);
+        if (outcome === 'removed') removed++;
+        if (outcome === 'failed') failed++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
     return { removed, failed };
   }
 
-  private async remove(entry: QueuedDeletion): Promise<boolean> {
+  private async remove(entry: QueuedDeletion, { moveLockHeld = false }: RunOptions): Promise<Outcome> {
     const { db, logger } = this.deps;
     try {
-      // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
-      // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
-      const referenced = entry.stored_file_name
-        ? await isStoredFileReferenced(db, entry.storage, entry.stored_file_name, entry.document_id)
-        : false;
-      if (!referenced) await this.removeFile(entry);
+      // A move's leftover copy on S3, its row still local: a move of that row may be writing this very key again,
+      // and would switch onto it right after the check below. Checked and removed only while no move runs.
+      const leftover = entry.storage === 's3' && entry.document_id !== null && !moveLockHeld && (await isLocalDocument(db, entry.document_id));
+      if (leftover) {
+        if ((await db.tryWithLock(MOVE_LOCK, () => this.removeUnlessReferenced(entry))) === undefined) {
+          await db.query("UPDATE document_file_deletions SET next_attempt_at = now() + $2 * interval '1 millisecond' WHERE id = $1", [
+            entry.id,
+            this.retryBaseMs,
+          ]);
+          return 'deferred';
+        }
+      } else {
+        await this.removeUnlessReferenced(entry);
+      }
       await db.query('DELETE FROM document_file_deletions WHERE id = $1', [entry.id]);
-      return true;
+      return 'removed';
     } catch (err) {
       const delayMs = Math.min(MAX_RETRY_DELAY_MS, this.retryBaseMs * 2 ** entry.attempts);
       logger.warn(
@@ -114,8 +132,18 @@ export class FileDeletions {
           [entry.id, String((err as Error)?.message ?? err).slice(0, 1000), delayMs],
         )
         .catch(() => undefined); // the database may be what failed; the entry stays due and is tried again
-      return false;
+      return 'failed';
     }
+  }
+
+  private async removeUnlessReferenced(entry: QueuedDeletion): Promise<true> {
+    // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
+    // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
+    const referenced = entry.stored_file_name
+      ? await isStoredFileReferenced(this.deps.db, entry.storage, entry.stored_file_name, entry.document_id)
+      : false;
+    if (!referenced) await this.removeFile(entry);
+    return true;
   }
 
   private async removeFile(entry: QueuedDeletion): Promise<void> {

@@ -25,7 +25,8 @@ export interface MoverDeps {
 }
 
 /**
- * Moves one document from local disk to S3: copy, check, switch, and only then remove the local copy. Each step is
+ * Moves one document from local disk to S3: copy, check, switch, and only then remove the local copy. The caller
+ * holds MOVE_LOCK (locks.ts), so no other move of the row, and no removal of its leftover copy, runs meanwhile. Each step is
  * safe to repeat, so a move cut short (a crash, Ctrl-C) is finished by the next attempt:
  * - an object another row already names (an old CRM file two rows share, one of them moved) is checked against
  *   the local file, never written over;
@@ -80,7 +81,9 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
     // may be moving onto it) or this row has been switched to it by another mover meanwhile. An object another row
     // already had is not this move's to remove.
     if (!inUse) {
-      await deletions.run(await enqueueFileDeletions(db, [{ storage: 's3', key, storedFileName: name, documentId: row.id }]));
+      await deletions.run(await enqueueFileDeletions(db, [{ storage: 's3', key, storedFileName: name, documentId: row.id }]), {
+        moveLockHeld: true,
+      });
     }
     throw new Error(`document ${row.id}: ${problem}; it stays on local disk`);
   }
@@ -96,7 +99,7 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
         : { storage: 's3' as const, key, storedFileName: name, documentId: row.id };
     return { switched, queued: leftover ? await enqueueFileDeletions(tx, [leftover]) : [] };
   });
-  await deletions.run(queued);
+  await deletions.run(queued, { moveLockHeld: true });
   return switched ? { result: 'moved', bytes: expected.size } : { result: 'gone' };
 }
 

@@ -94,8 +94,8 @@ export function deleteCustomerDocuments(q: Queryable, customerId: number): Promi
  * deleted or not moved) names it, wherever that row is. A local row sharing the file may be moving onto this very
  * key: its move copies first and switches after, so "no S3 row names it" can turn false between the check and the
  * delete, and the switched row would point at nothing. "No other row names it" cannot: stored names are never
- * reused. Nor can a second mover of `documentId` itself switch onto the key between a failed move's check and its
- * delete: movers take turns (MOVE_LOCK in sync.ts). A local file has no such race; nothing moves onto local disk.
+ * reused. A move of `documentId` itself, still local, could: the removal of its leftover copy is checked and done
+ * under MOVE_LOCK (locks.ts), beside no move. A local file has no such race; nothing moves onto local disk.
  */
 export async function isStoredFileReferenced(
   q: Queryable,
@@ -114,6 +114,11 @@ export async function isStoredFileReferenced(
           storedFileName,
         ]);
   return rows.length > 0;
+}
+
+/** Whether the document is still there, on local disk: a move of it may be under way. */
+export async function isLocalDocument(q: Queryable, id: number | string): Promise<boolean> {
+  return (await q.query("SELECT 1 FROM customer_documents WHERE id = $1 AND storage = 'local'", [id])).length > 0;
 }
 
 /** Whether a row on S3 points at `key` (looked up by its stored name, which is indexed). */

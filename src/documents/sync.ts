@@ -3,16 +3,11 @@ import type { Db } from '../db';
 import type { Logger } from '../logger';
 import type { Storage } from '../storage';
 import type { FileDeletions } from './deletions';
+import { MOVE_LOCK } from './locks';
 import { moveToS3, S3NotAnswering } from './mover';
 import * as repo from './repository';
 
 const PAGE = 100;
-
-/**
- * Held by whatever moves documents to S3: this job, on one instance at a time, and storage:migrate. One mover per
- * row keeps a failed move's cleanup from racing another mover's switch onto the same key (isStoredFileReferenced).
- */
-export const MOVE_LOCK = 'document-store:s3-sync';
 
 /**
  * Moves documents that were kept on local disk during an S3 outage to S3 (see moveToS3: copy, check, switch, and

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import bytes from 'bytes';
 import { SingleBar } from 'cli-progress';
+import { MOVE_LOCK } from '../documents/locks';
 import { moveToS3, S3NotAnswering } from '../documents/mover';
-import { MOVE_LOCK } from '../documents/sync';
 import * as repo from '../documents/repository';
 import type { DocumentRow } from '../documents/document';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
@@ -102,19 +102,19 @@ export async function migrateToS3(
   { pollMs = 1_000 }: { pollMs?: number } = {},
 ): Promise<MigrateSummary> {
   requireS3(ctx);
-  for (let waiting = false; ; waiting = true) {
-    const summary = await ctx.db.tryWithLock(MOVE_LOCK, () => moveAll(ctx, options, out, signal));
+  for (let waiting = false; !signal?.aborted; waiting = true) {
+    const summary = await ctx.db.tryWithLock(MOVE_LOCK, (_session, lost) => moveAll(ctx, options, out, signal, lost));
     if (summary) return summary;
     if (!waiting) out.line("waiting: another move to S3 is under way (the service's background sync, or another storage:migrate)");
-    if (signal?.aborted) {
-      out.line('stopped before the end; run again to finish');
-      return { moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped: true };
-    }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+  out.line(STOPPED);
+  return { moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped: true };
 }
 
-async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, signal?: AbortSignal): Promise<MigrateSummary> {
+const STOPPED = 'stopped before the end; run again to finish';
+
+async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, signal: AbortSignal | undefined, lost: AbortSignal): Promise<MigrateSummary> {
   const [{ n, total }] = await ctx.db.query<{ n: string; total: string | null }>(
     "SELECT count(*) AS n, sum(COALESCE(size_bytes, file_size)) AS total FROM customer_documents WHERE storage = 'local'",
   );
@@ -146,7 +146,7 @@ async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, s
   let s3Down: unknown;
   const worker = async () => {
     for (;;) {
-      if (signal?.aborted || s3Down) return;
+      if (signal?.aborted || lost.aborted || s3Down) return;
       const next = await rows.next();
       if (next.done) return;
       const row = next.value;
@@ -178,7 +178,7 @@ async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, s
       if (removed + failed === 0 || failed > 0) break;
     }
   }
-  summary.stopped = Boolean(signal?.aborted || s3Down);
+  summary.stopped = Boolean(signal?.aborted || lost.aborted || s3Down);
 
   out.line(`moved ${summary.moved} files (${bytes.format(summary.bytes)}) to S3 in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (summary.missingCount > 0) {
@@ -188,7 +188,8 @@ async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, s
   if (out.isTTY) for (const f of summary.failed) out.line(`FAILED document ${f.id}: ${f.error}`);
   if (summary.failedCount > 0) out.line(`${summary.failedCount} files failed; run again once the cause is fixed`);
   if (s3Down) out.line('stopped: S3 is not answering; run again once it is');
-  else if (signal?.aborted) out.line('stopped before the end; run again to finish');
+  else if (lost.aborted) out.line('stopped: the lock that keeps movers apart was lost with its database connection; run again');
+  else if (signal?.aborted) out.line(STOPPED);
   return summary;
 }
 

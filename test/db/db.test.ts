@@ -79,6 +79,31 @@ describe('Db', () => {
     expect(events[0][0]).toBe(events[1][0]);
   });
 
+  (process.env.DATABASE_URL ? test : test.skip)(
+    'a lock lost with its connection says so: the holder can stop instead of going on unguarded (Postgres)',
+    async () => {
+      const other = await database.openAgain();
+      try {
+        const seen = await database.db.withLock('test-lost-lock', async (_session, lost) => {
+          expect(lost.aborted).toBe(false);
+          // As a failover or an administrator would: the backend that holds the lock ends.
+          await other.query(
+            `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.objid = (hashtextextended('test-lost-lock', 0) & 4294967295)::oid
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          );
+          for (let i = 0; i < 100 && !lost.aborted; i++) await new Promise((r) => setTimeout(r, 50));
+          return String((lost.reason as Error | undefined)?.message);
+        });
+        expect(seen).toBe('the lock test-lost-lock was lost with its database connection');
+        // The lock is free again, for the next holder.
+        expect(await other.tryWithLock('test-lost-lock', async () => 'taken')).toBe('taken');
+      } finally {
+        await other.close();
+      }
+    },
+  );
+
   test('ping answers true while the database is there', async () => {
     expect(await database.db.ping(2000)).toBe(true);
   });

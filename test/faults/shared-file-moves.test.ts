@@ -2,6 +2,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { ByteRange } from '../../src/storage';
+import { Readable } from 'node:stream';
+import { enqueueFileDeletions } from '../../src/documents/deletions';
+import { s3KeyFor } from '../../src/documents/document';
+import { MOVE_LOCK } from '../../src/documents/locks';
 import { moveToS3 } from '../../src/documents/mover';
 import * as repo from '../../src/documents/repository';
 import { asBuffer, sha256 } from '../helpers/streams';
@@ -96,5 +100,45 @@ describe('a shared file of the old CRM, one row deleted while the other moves to
       const served = await f.app.request().get(`/api/customers/1/documents/${id}/download`).buffer(true).parse(asBuffer);
       expect(sha256(served.body)).toBe(sha256(first.content!));
     }
+  });
+
+  test('invariant: a move\'s leftover copy is removed only while no move runs; a deleted document\'s file at once', async () => {
+    const s3 = f.ctx.storage.s3!;
+    const prefix = f.ctx.config.storage.s3!.prefix;
+    const objectAt = async (key: string) => (await s3.stat(key).then(() => true, () => false));
+    // A row still on local disk whose earlier move failed its check: the copy it wrote waits in the queue. A move of
+    // the row may be writing that key again, and switch onto it right after a removal checked it.
+    const local = (await repo.findDocument(f.ctx.db, 2, f.legacy[2].id))!;
+    expect(local.storage).toBe('local');
+    const leftoverKey = s3KeyFor(prefix, local.customer_id, local.stored_file_name!);
+    // And a document a user deleted: no move can switch onto its key any more.
+    const goneKey = s3KeyFor(prefix, 2, 'deleted-long-ago.pdf');
+    for (const key of [leftoverKey, goneKey]) await s3.put(key, Readable.from([Buffer.from('%PDF-1.4 copy')]), { contentType: 'application/pdf' });
+    const ids = await enqueueFileDeletions(f.ctx.db, [
+      { storage: 's3', key: leftoverKey, storedFileName: local.stored_file_name!, documentId: local.id },
+      { storage: 's3', key: goneKey, storedFileName: 'deleted-long-ago.pdf', documentId: 999_999 },
+    ]);
+
+    let release!: () => void;
+    let holding!: () => void;
+    const acquired = new Promise<void>((resolve) => (holding = resolve));
+    const mover = f.ctx.db.withLock(MOVE_LOCK, () => {
+      holding();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    await acquired;
+    try {
+      expect(await f.ctx.deletions.run(ids)).toEqual({ removed: 1, failed: 0 });
+      expect(await objectAt(goneKey)).toBe(false);
+      expect(await objectAt(leftoverKey)).toBe(true);
+      expect(await f.ctx.deletions.pending()).toBe(1);
+    } finally {
+      release();
+      await mover;
+    }
+    await f.ctx.db.query('UPDATE document_file_deletions SET next_attempt_at = now()');
+    expect(await f.ctx.deletions.runDue()).toEqual({ removed: 1, failed: 0 });
+    expect(await objectAt(leftoverKey)).toBe(false);
+    expect(await f.ctx.deletions.pending()).toBe(0);
   });
 });

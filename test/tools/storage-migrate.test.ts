@@ -6,7 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createPgliteDb } from '../../src/db/pglite';
 import { openToolContext } from '../../src/tools/context';
-import { MOVE_LOCK } from '../../src/documents/sync';
+import { MOVE_LOCK } from '../../src/documents/locks';
 import { dryRun, exitCodeOf, migrateToS3 } from '../../src/tools/storage-migrate';
 import { files } from '../helpers/files';
 import { startServerProcess } from '../helpers/process';
@@ -131,19 +131,23 @@ describe('npm run storage:migrate', () => {
     });
     await acquired;
     const waitingLine = "waiting: another move to S3 is under way (the service's background sync, or another storage:migrate)";
+    let run: Promise<unknown> | undefined;
+    try {
+      const stop = new AbortController();
+      const stopped = migrateToS3(f.ctx, options, f.out, stop.signal, { pollMs: 20 });
+      await eventually(() => f.out.lines.includes(waitingLine), 5_000, 'the waiting line');
+      stop.abort();
+      expect(await stopped).toMatchObject({ moved: 0, stopped: true });
 
-    const stop = new AbortController();
-    const stopped = migrateToS3(f.ctx, options, f.out, stop.signal, { pollMs: 20 });
-    await eventually(() => f.out.lines.includes(waitingLine), 5_000, 'the waiting line');
-    stop.abort();
-    expect(await stopped).toMatchObject({ moved: 0, stopped: true });
-
-    const run = migrateToS3(f.ctx, options, f.out, undefined, { pollMs: 20 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(await objects()).toEqual([]);
-    expect((await rows()).every((r) => r.storage === 'local')).toBe(true);
-    release();
-    await holder;
+      run = migrateToS3(f.ctx, options, f.out, undefined, { pollMs: 20 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await objects()).toEqual([]);
+      expect((await rows()).every((r) => r.storage === 'local')).toBe(true);
+    } finally {
+      // Released whatever failed above, or the held connection would keep the database from closing.
+      release();
+      await holder;
+    }
     expect(await run).toMatchObject({ moved: 6, failed: [], stopped: false });
     expect(f.out.lines.filter((l) => l === waitingLine)).toHaveLength(2);
   });
