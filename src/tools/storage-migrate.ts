@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
 import bytes from 'bytes';
-import { SingleBar } from 'cli-progress';
 import { MOVE_LOCK } from '../documents/locks';
 import { moveToS3, S3NotAnswering } from '../documents/mover';
 import * as repo from '../documents/repository';
 import type { DocumentRow } from '../documents/document';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
+import { Progress } from './progress';
 import { runTool, type Output } from './run';
 
 const USAGE = `Usage: npm run storage:migrate -- [--dry-run] [--concurrency N] [--keep-local]
@@ -109,38 +109,19 @@ export async function migrateToS3(
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
   out.line(STOPPED);
-  return { moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped: true };
+  return emptySummary(true);
 }
 
 const STOPPED = 'stopped before the end; run again to finish';
+
+const emptySummary = (stopped: boolean): MigrateSummary => ({ moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped });
 
 async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, signal: AbortSignal | undefined, lost: AbortSignal): Promise<MigrateSummary> {
   const [{ n, total }] = await ctx.db.query<{ n: string; total: string | null }>(
     "SELECT count(*) AS n, sum(COALESCE(size_bytes, file_size)) AS total FROM customer_documents WHERE storage = 'local'",
   );
-  const summary: MigrateSummary = { moved: 0, bytes: 0, missing: [], missingCount: 0, failed: [], failedCount: 0, stopped: false };
-  // Without a terminal each one is printed as it happens; on one, after the bar (which lines would tear).
-  const report = (line: string) => {
-    if (!out.isTTY) out.line(line);
-  };
-  const progress = out.isTTY
-    ? new SingleBar({
-        format: '{bar} {value}/{total} files | {moved} | {rate}/s | ETA {eta_formatted}',
-        hideCursor: true,
-        stream: out.stream,
-      })
-    : undefined;
-  const started = Date.now();
-  let done = 0;
-  const rate = () => `${bytes.format(summary.bytes / Math.max(1, (Date.now() - started) / 1000))}`;
-  progress?.start(Number(n), 0, { moved: bytes.format(0), rate: rate() });
-  const tick = () => {
-    done++;
-    progress?.update(done, { moved: bytes.format(summary.bytes), rate: rate() });
-    if (!progress && done % (options.logEvery ?? LOG_EVERY) === 0) {
-      out.line(`${done}/${n} files, ${bytes.format(summary.bytes)} of ${bytes.format(Number(total ?? 0))} moved, ${rate()}/s`);
-    }
-  };
+  const summary = emptySummary(false);
+  const progress = new Progress(out, Number(n), Number(total ?? 0), options.logEvery ?? LOG_EVERY);
 
   const rows = localRows(ctx);
   let s3Down: unknown;
@@ -157,20 +138,20 @@ async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, s
           summary.bytes += outcome.bytes;
         } else if (outcome.result === 'missing') {
           if (summary.missingCount++ < LISTED) summary.missing.push(row.id);
-          report(`MISSING document ${row.id}: no local file ${row.stored_file_name ?? ''} (left as it is)`);
+          progress.report(`MISSING document ${row.id}: no local file ${row.stored_file_name ?? ''} (left as it is)`);
         }
       } catch (err) {
         if (err instanceof S3NotAnswering) s3Down = err.cause;
         const failure = { id: row.id, error: describe(err) };
         if (summary.failedCount++ < LISTED) summary.failed.push(failure);
-        report(`FAILED document ${failure.id}: ${failure.error}`);
+        progress.report(`FAILED document ${failure.id}: ${failure.error}`);
       }
-      tick();
+      progress.tick(summary.bytes);
     }
   };
   // One shared page reader: workers take rows from it one at a time (an async generator serialises next()).
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  progress?.stop();
+  progress.stop();
   // A run killed between a row's switch and the removal of its local file left that removal queued: finish it.
   if (!s3Down) {
     for (let round = 0; round < 100; round++) {
@@ -180,7 +161,7 @@ async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, s
   }
   summary.stopped = Boolean(signal?.aborted || lost.aborted || s3Down);
 
-  out.line(`moved ${summary.moved} files (${bytes.format(summary.bytes)}) to S3 in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  out.line(`moved ${summary.moved} files (${bytes.format(summary.bytes)}) to S3 in ${progress.seconds()} s`);
   if (summary.missingCount > 0) {
     const more = summary.missingCount > LISTED ? ` (the first ${LISTED})` : '';
     out.line(`${summary.missingCount} documents have no local file (left as they are): ids ${summary.missing.join(', ')}${more}`);
