@@ -1,12 +1,13 @@
 import express, { type RequestHandler } from 'express';
 import bytes from 'bytes';
+import { parse as parseContentType } from 'content-type';
+import getRawBody from 'raw-body';
 import { AppError, UnsupportedMediaTypeError } from '../errors';
 
 /**
- * express.json, with two refusals made before it reads a byte. A body that is not JSON gets 415 rather than being
+ * express.json, with refusals made before it reads a byte. A body that is not JSON gets 415 rather than being
  * skipped, which would report the fields it holds as missing. A body whose Content-Length is over the limit gets 413
- * at once: express.json would read all of it to throw it away before answering (as it still does for a chunked
- * body without a Content-Length, which it can only find too large on the way; browsers send the length).
+ * at once: express.json would read all of it to throw it away before answering.
  */
 export function jsonBody(limit: string): RequestHandler[] {
   const max = bytes.parse(limit)!;
@@ -20,5 +21,40 @@ export function jsonBody(limit: string): RequestHandler[] {
     }
     next();
   };
-  return [check, express.json({ limit: max })];
+  return [check, chunkedJson(max), express.json({ limit: max })];
+}
+
+/**
+ * A chunked body (no Content-Length) can only be found too large on the way. express.json would then read the rest
+ * of it to throw it away before answering, however much a client sends. Read here instead, the same way (raw-body,
+ * which express.json uses), but a body over the limit is left unread: raw-body pauses it, and the error handler
+ * answers with Connection: close. express.json then skips the request, its body read. A compressed or non-UTF-8
+ * chunked body, which no browser sends, is still left to express.json.
+ */
+function chunkedJson(max: number): RequestHandler {
+  return (req, _res, next) => {
+    const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] === undefined || !identity) return next();
+    if (!isUtf8(req)) return next();
+    getRawBody(req, { limit: max, encoding: 'utf-8' }, (err, text) => {
+      // raw-body's errors carry express.json's types (entity.too.large, request.aborted): toAppError names them.
+      if (err) return next(err);
+      try {
+        // As express.json: an empty body is an empty object.
+        req.body = text.length === 0 ? {} : JSON.parse(text);
+      } catch (cause) {
+        return next(new AppError('INVALID_JSON', 400, 'The request body is not valid JSON', { cause }));
+      }
+      next();
+    });
+  };
+}
+
+function isUtf8(req: Parameters<RequestHandler>[0]): boolean {
+  try {
+    const charset = parseContentType(req.headers['content-type'] ?? '').parameters.charset?.toLowerCase();
+    return charset === undefined || charset === 'utf-8';
+  } catch {
+    return false; // a Content-Type express.json reports itself
+  }
 }

@@ -9,7 +9,7 @@ const TOKEN = 'crm-frontend-token-0123456789';
  * hostile one would. Resolves once the connection is gone or everything was sent, with the answer and how much the
  * server took in the meantime.
  */
-function pushBody(port: number, method: string, path: string, headers: Record<string, string>, total: number) {
+function pushBody(port: number, method: string, path: string, headers: Record<string, string>, total: number, { chunked = false } = {}) {
   return new Promise<{ status: number; connection?: string; body: string; sent: number }>((resolve) => {
     let status = 0;
     let connection: string | undefined;
@@ -22,7 +22,8 @@ function pushBody(port: number, method: string, path: string, headers: Record<st
       req.destroy();
       resolve({ status, connection, body, sent });
     };
-    const req = http.request({ port, host: '127.0.0.1', method, path, headers: { ...headers, 'Content-Length': String(total) } });
+    // Without a Content-Length, Node sends the body chunked.
+    const req = http.request({ port, host: '127.0.0.1', method, path, headers: chunked ? headers : { ...headers, 'Content-Length': String(total) } });
     req.on('response', (res) => {
       status = res.statusCode ?? 0;
       connection = res.headers.connection;
@@ -73,6 +74,38 @@ describe('a body refused before it is read is not read', () => {
     expect(res.connection).toBe('close');
     // The server stopped reading: what got out is the sockets' buffers, not the 200 MB the client meant to send.
     expect(res.sent).toBeLessThan(40 * MB);
+  });
+
+  test('a chunked JSON body over its limit: 413 on the way, Connection: close, and the rest is not read', async () => {
+    const json = { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` };
+    const res = await pushBody(port, 'POST', '/api/customers', json, 200 * MB, { chunked: true });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body).error.code).toBe('BODY_TOO_LARGE');
+    expect(res.connection).toBe('close');
+    expect(res.sent).toBeLessThan(40 * MB);
+  });
+
+  test('a chunked JSON body within its limit is read as any other; broken JSON is 400 INVALID_JSON', async () => {
+    const send = (body: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/customers', headers: { 'Content-Type': 'application/json; charset=utf-8', Authorization: `Bearer ${TOKEN}` } });
+        req.on('response', (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        req.on('error', reject);
+        // Two writes, no length: chunked, split mid-character (ö is two bytes in UTF-8).
+        const bytes = Buffer.from(body);
+        req.write(bytes.subarray(0, 15));
+        req.end(bytes.subarray(15));
+      });
+    const created = await send('{"name":"Chunköd GmbH"}');
+    expect(created.status).toBe(201);
+    expect(JSON.parse(created.body).name).toBe('Chunköd GmbH');
+    const broken = await send('{"name": "Half');
+    expect(broken.status).toBe(400);
+    expect(JSON.parse(broken.body).error.code).toBe('INVALID_JSON');
   });
 
   test('a refused request whose body was read, or that had none, keeps its connection for the next one', async () => {
