@@ -10,6 +10,11 @@ export const REDACT = [
   'res.headers["set-cookie"]',
   '*.accessKeyId',
   '*.secretAccessKey',
+  // S3 names the access key in errors about it (InvalidAccessKeyId, SignatureDoesNotMatch), which are logged with
+  // their causes: an error's own fields, its cause's, and its cause's cause.
+  '*.AWSAccessKeyId',
+  '*.*.AWSAccessKeyId',
+  '*.*.*.AWSAccessKeyId',
   '*.jwtSecret',
   '*.tokens',
 ];

@@ -115,3 +115,23 @@ test('a line a service writes while handling a request carries that request id',
     await fs.rm(uploadDir, { recursive: true, force: true });
   }
 });
+
+test('an S3 error naming the access key is logged without it, however deep in the causes', () => {
+  const lines: string[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+  const logger = createLogger('info', sink);
+  // The shape of the SDK's InvalidAccessKeyId, as the service wraps it: StorageUnavailableError, then AppError.
+  const sdk = Object.assign(new Error('The AWS Access Key Id you provided does not exist in our records.'), {
+    name: 'InvalidAccessKeyId',
+    AWSAccessKeyId: 'AKIAEXAMPLEKEYID0001',
+  });
+  const storage = new Error('storage unavailable', { cause: sdk });
+  const app = new Error('service unavailable', { cause: storage });
+  logger.error({ err: app, cause: storage }, 'request failed');
+  logger.error({ err: sdk }, 'direct');
+  logger.warn({ cause: sdk }, 'cause only');
+  const written = lines.join('');
+  expect(written).toContain('InvalidAccessKeyId');
+  expect(written).not.toContain('AKIAEXAMPLEKEYID0001');
+});
