@@ -35,6 +35,8 @@ describe('contentDisposition', () => {
     expect(contentDisposition('attachment', '契約書.pdf')).toBe(
       `attachment; filename="___.pdf"; filename*=UTF-8''%E5%A5%91%E7%B4%84%E6%9B%B8.pdf`,
     );
+    // Fullwidth solidus and two-dot leader fold to "/" and "..": the fallback keeps no path.
+    expect(contentDisposition('attachment', '‥／‥／.bashrc.txt')).toMatch(/^attachment; filename="\.\._\.\._\.bashrc\.txt"; /);
     expect(contentDisposition('attachment', "it's (50%).pdf")).toBe(
       `attachment; filename="it's (50_).pdf"; filename*=UTF-8''it%27s%20%2850%25%29.pdf`,
     );
