@@ -47,6 +47,22 @@ export class LocalDriver implements StorageDriver {
     return file;
   }
 
+  /**
+   * As pathOf, for a file that is read or removed: a symlinked folder on the way (a shared volume, the old CRM, a
+   * restore) must not lead a key to a file elsewhere, so the folder, links resolved, must lie in the root, links
+   * resolved too (the root itself may be a link to a volume). The file itself is opened without following a link.
+   */
+  private async existingPathOf(key: string): Promise<string> {
+    const file = this.pathOf(key);
+    const dir = path.dirname(file);
+    if (dir === this.root) return file;
+    const [realDir, realRoot] = await Promise.all([fs.realpath(dir), fs.realpath(this.root)]).catch((err) => {
+      throw notFoundOr(err, key);
+    });
+    if (!(realDir + path.sep).startsWith(realRoot + path.sep)) throw new InvalidKeyError(key);
+    return file;
+  }
+
   async put(key: string, body: Readable): Promise<void> {
     const staged = await this.stage(body, { durable: true });
     await staged.commit(key);
@@ -135,9 +151,11 @@ export class LocalDriver implements StorageDriver {
   }
 
   async get(key: string, range?: ByteRange): Promise<StoredObject> {
-    const file = this.pathOf(key);
+    const file = await this.existingPathOf(key);
     // Size and bytes come from one open file, so a file replaced in between cannot mix the two.
-    const handle = await fs.open(file, 'r').catch((err) => {
+    const handle = await fs.open(file, fs.constants.O_RDONLY | NO_FOLLOW).catch((err) => {
+      // A link where a stored file should be: not one the service wrote, and not to be served (see existingPathOf).
+      if (err.code === 'ELOOP') throw new InvalidKeyError(key);
       throw notFoundOr(err, key);
     });
     try {
@@ -155,9 +173,10 @@ export class LocalDriver implements StorageDriver {
   }
 
   async stat(key: string): Promise<{ size: number }> {
-    const stats = await fs.stat(this.pathOf(key)).catch((err) => {
+    const stats = await fs.lstat(await this.existingPathOf(key)).catch((err) => {
       throw notFoundOr(err, key);
     });
+    if (stats.isSymbolicLink()) throw new InvalidKeyError(key);
     if (!stats.isFile()) throw new StorageNotFoundError(key);
     return { size: stats.size };
   }
@@ -172,11 +191,20 @@ export class LocalDriver implements StorageDriver {
   }
 
   async delete(key: string): Promise<void> {
-    await fs.rm(this.pathOf(key), { force: true }).catch((err) => {
+    // rm removes a link itself, never what it points at; a folder on the way is checked as for a read.
+    const file = await this.existingPathOf(key).catch((err) => {
+      if (err instanceof StorageNotFoundError) return undefined;
+      throw err;
+    });
+    if (!file) return;
+    await fs.rm(file, { force: true }).catch((err) => {
       throw new StorageUnavailableError(err);
     });
   }
 }
+
+/** Where the platform has it (not on Windows): open fails on a link rather than following it. */
+const NO_FOLLOW = fs.constants.O_NOFOLLOW ?? 0;
 
 function notFoundOr(err: NodeJS.ErrnoException, key: string): Error {
   // EISDIR/ENOTDIR: the key names a folder, or runs through a file; either way no document is there.
