@@ -52,6 +52,9 @@ export interface Config {
   readonly auth: {
     readonly tokens: readonly string[];
     readonly jwtSecret?: string;
+    /** When set, a JWT must name it in `aud` (and `jwtIssuer` in `iss`): one signed for another purpose is refused. */
+    readonly jwtAudience?: string;
+    readonly jwtIssuer?: string;
     /** True when neither tokens nor a JWT secret are set: every /api route is open. */
     readonly open: boolean;
   };
@@ -149,6 +152,8 @@ const schema = z.object({
     'API_TOKENS accepts comma-separated tokens of at least 16 characters without spaces',
   ),
   JWT_SECRET: optional(z.string().min(32, 'JWT_SECRET accepts a secret of at least 32 characters (256 bits for HS256)')),
+  JWT_AUDIENCE: optional(z.string()),
+  JWT_ISSUER: optional(z.string()),
   AUTH_DISABLED: bool('AUTH_DISABLED'),
   S3_TIMEOUT: duration('S3_TIMEOUT', '10s', 100),
   S3_MAX_ATTEMPTS: optional(z.string())
@@ -236,7 +241,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       maxBytes: e.MAX_UPLOAD_SIZE,
       allowedTypes: e.ALLOWED_FILE_TYPES.length > 0 ? e.ALLOWED_FILE_TYPES.map((t) => t.toLowerCase()) : DEFAULT_ALLOWED_TYPES,
     },
-    auth: { tokens: e.API_TOKENS, jwtSecret: e.JWT_SECRET, open },
+    auth: { tokens: e.API_TOKENS, jwtSecret: e.JWT_SECRET, jwtAudience: e.JWT_AUDIENCE, jwtIssuer: e.JWT_ISSUER, open },
     corsOrigins: e.CORS_ORIGINS,
     reliability: {
       s3Fallback: e.S3_FALLBACK ?? 'local',

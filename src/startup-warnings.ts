@@ -22,6 +22,13 @@ export function startupWarnings(config: Config): StartupWarning[] {
   if (config.auth.open) {
     warnings.push({ level: 'warn', message: 'API_TOKENS and JWT_SECRET are both unset: every /api route is open to anyone who can reach it' });
   }
+  if (config.auth.jwtSecret && !config.auth.jwtAudience) {
+    warnings.push({
+      level: 'warn',
+      message:
+        'JWT_SECRET without JWT_AUDIENCE: any JWT signed with the secret is accepted, whatever it was issued for (a session, a password reset); set JWT_AUDIENCE to the aud the CRM puts in tokens for this service',
+    });
+  }
   if (config.nodeEnv === 'production' && !config.database.url) {
     warnings.push({
       level: 'warn',

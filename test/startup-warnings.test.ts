@@ -10,6 +10,12 @@ describe('startup warnings', () => {
     expect(messages({})).toEqual([expect.stringMatching(/^warn: API_TOKENS and JWT_SECRET are both unset/)]);
   });
 
+  test('a JWT secret without an audience: tokens signed for anything are accepted, which is worth a line', () => {
+    const secret = 'a-jwt-secret-of-at-least-32-characters!';
+    expect(messages({ JWT_SECRET: secret })).toEqual([expect.stringMatching(/^warn: JWT_SECRET without JWT_AUDIENCE/)]);
+    expect(messages({ JWT_SECRET: secret, JWT_AUDIENCE: 'crm-documents' })).toEqual([]);
+  });
+
   test('production on the embedded database and local disk: both would be lost with the disk', () => {
     const w = warningsFor({ NODE_ENV: 'production', API_TOKENS: 'a-token-of-16-chars' });
     expect(w.map((x) => x.message)).toEqual([expect.stringMatching(/^DATABASE_URL is unset/), expect.stringMatching(/^documents are stored on local disk/)]);

@@ -8,7 +8,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * Requires `Authorization: Bearer <token>`, the token one of API_TOKENS or a JWT signed HS256 with JWT_SECRET
- * (exp and nbf honoured). With neither configured the API is open (startup warned, or refused in production).
+ * (exp and nbf honoured; aud and iss required to match JWT_AUDIENCE and JWT_ISSUER when set). With neither configured the API is open (startup warned, or refused in production).
  */
 export function bearerAuth(auth: Config['auth']): RequestHandler {
   if (auth.open) return (_req, _res, next) => next();
@@ -28,7 +28,7 @@ export function bearerAuth(auth: Config['auth']): RequestHandler {
     if (isApiToken(token)) return next();
     if (auth.jwtSecret) {
       try {
-        jwt.verify(token, auth.jwtSecret, { algorithms: ['HS256'] });
+        jwt.verify(token, auth.jwtSecret, { algorithms: ['HS256'], audience: auth.jwtAudience, issuer: auth.jwtIssuer });
         return next();
       } catch (err) {
         if (err instanceof jwt.TokenExpiredError) return next(new UnauthorizedError('TOKEN_EXPIRED', 'The token has expired'));

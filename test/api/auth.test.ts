@@ -65,6 +65,24 @@ describe('authentication', () => {
   });
 });
 
+describe('JWT_AUDIENCE and JWT_ISSUER', () => {
+  test('a JWT must carry the configured aud and iss; one signed for another purpose is 401 INVALID_TOKEN', async () => {
+    const t = await startTestApp({ env: { JWT_SECRET: SECRET, JWT_AUDIENCE: 'crm-documents', JWT_ISSUER: 'crm' } });
+    try {
+      const sign = (claims: object) => jwt.sign({ sub: 'user-1', ...claims }, SECRET, { algorithm: 'HS256', expiresIn: 60 });
+      const get = (token: string) => t.request().get('/api/customers').set('Authorization', `Bearer ${token}`);
+      expect((await get(sign({ aud: 'crm-documents', iss: 'crm' }))).status).toBe(200);
+      for (const claims of [{}, { aud: 'password-reset', iss: 'crm' }, { aud: 'crm-documents' }, { aud: 'crm-documents', iss: 'someone-else' }]) {
+        const res = await get(sign(claims));
+        expect(res.status).toBe(401);
+        expect(res.body.error.code).toBe('INVALID_TOKEN');
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('CORS', () => {
   test('only the configured origins get CORS headers, and preflights pass without a token', async () => {
     const t = await startTestApp({ env: { CORS_ORIGINS: 'https://crm.example.com', API_TOKENS: TOKEN } });
