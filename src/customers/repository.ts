@@ -17,8 +17,9 @@ export async function insertCustomer(q: Queryable, name: string, email: string |
   return row;
 }
 
-export function listCustomers(q: Queryable): Promise<CustomerRow[]> {
-  return q.query<CustomerRow>(`SELECT ${COLUMNS} FROM customers ORDER BY id`);
+/** Customers in id order, `limit` at a time after the id `afterId` (keyset: every page is one index range). */
+export function listCustomersPage(q: Queryable, afterId: number, limit: number): Promise<CustomerRow[]> {
+  return q.query<CustomerRow>(`SELECT ${COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2`, [afterId, limit]);
 }
 
 export async function findCustomer(q: Queryable, id: number): Promise<CustomerRow | undefined> {

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { jsonBody } from '../http/json-body';
+import { sendJsonList } from '../http/json-list';
 import { parseId } from '../http/params';
 import type { CustomersService } from './service';
 
@@ -12,7 +13,7 @@ export function customersRouter(customers: CustomersService): Router {
   });
 
   router.get('/', async (_req, res) => {
-    res.json({ customers: await customers.list() });
+    await sendJsonList(res, 'customers', customers.list());
   });
 
   router.get('/:customerId', async (req, res) => {

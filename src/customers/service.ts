@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Db } from '../db';
+import { type Db, LIST_PAGE } from '../db';
 import { BadRequestError, customerNotFound } from '../errors';
 import type { DocumentsService } from '../documents/service';
 import { enqueueFileDeletions } from '../documents/deletions';
@@ -47,8 +47,14 @@ export class CustomersService {
     return toCustomer(await repo.insertCustomer(this.deps.db, parsed.data.name, parsed.data.email));
   }
 
-  async list(): Promise<Customer[]> {
-    return (await repo.listCustomers(this.deps.db)).map(toCustomer);
+  /** Every customer, in pages of `pageSize`: a table of any size is listed in flat memory. */
+  async *list(pageSize = LIST_PAGE): AsyncGenerator<Customer[]> {
+    for (let after = 0; ; ) {
+      const rows = await repo.listCustomersPage(this.deps.db, after, pageSize);
+      yield rows.map(toCustomer);
+      if (rows.length < pageSize) return;
+      after = rows[rows.length - 1].id;
+    }
   }
 
   async get(id: number): Promise<Customer> {

@@ -1,5 +1,8 @@
 export type Row = Record<string, unknown>;
 
+/** Rows per query when a listing of any length is read in pages. */
+export const LIST_PAGE = 1_000;
+
 export interface Queryable {
   /** Runs one statement with $1..$n parameters and returns its rows. */
   query<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;

@@ -14,10 +14,35 @@ const COLUMNS = `id, customer_id, file_name, file_path, file_type,
 // Matches customer_documents_customer_uploaded_idx, so a customer's listing is one index range scan.
 const NEWEST_FIRST = 'ORDER BY uploaded_at DESC NULLS LAST, id DESC';
 
-export function listDocuments(q: Queryable, customerId: number): Promise<DocumentRow[]> {
-  return q.query<DocumentRow>(`SELECT ${COLUMNS} FROM customer_documents WHERE customer_id = $1 ${NEWEST_FIRST}`, [
-    customerId,
-  ]);
+/** Where a page of a customer's documents ended: its last row's id and upload time, exact (microseconds) as text. */
+export interface DocumentsCursor {
+  readonly uploadedAt: string | null;
+  readonly id: number;
+}
+
+/**
+ * A customer's documents, newest first, `limit` at a time after `after` (keyset, so every page is one index range
+ * however deep). `next` is set when the page is full: there may be more.
+ */
+export async function listDocumentsPage(
+  q: Queryable,
+  customerId: number,
+  after: DocumentsCursor | undefined,
+  limit: number,
+): Promise<{ rows: DocumentRow[]; next?: DocumentsCursor }> {
+  // Rows without an upload time (the old CRM's) come last, by id; before them, by time, then id.
+  const [where, params] = !after
+    ? ['', [customerId, limit]]
+    : after.uploadedAt === null
+      ? ['AND uploaded_at IS NULL AND id < $3', [customerId, limit, after.id]]
+      : ['AND ((uploaded_at, id) < ($4::timestamptz, $3) OR uploaded_at IS NULL)', [customerId, limit, after.id, after.uploadedAt]];
+  const rows = await q.query<DocumentRow & { uploaded_at_exact: string | null }>(
+    `SELECT ${COLUMNS}, uploaded_at::text AS uploaded_at_exact FROM customer_documents
+      WHERE customer_id = $1 ${where} ${NEWEST_FIRST} LIMIT $2`,
+    params,
+  );
+  const last = rows.at(-1);
+  return { rows, next: rows.length === limit && last ? { uploadedAt: last.uploaded_at_exact, id: Number(last.id) } : undefined };
 }
 
 export async function findDocument(q: Queryable, customerId: number, id: number): Promise<DocumentRow | undefined> {

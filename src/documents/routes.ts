@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Config } from '../config';
 import type { Metrics } from '../metrics';
 import { BadRequestError } from '../errors';
+import { sendJsonList } from '../http/json-list';
 import { parseId } from '../http/params';
 import { sendFile } from '../http/send-file';
 import { etagOf, mimeTypeOf, toDocument } from './document';
@@ -17,7 +18,7 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
   const documentOf = (params: Record<string, unknown>) => parseId(params.documentId, 'document');
 
   router.get('/', async (req, res) => {
-    res.json({ documents: await documents.list(customerOf(req.params)) });
+    await sendJsonList(res, 'documents', documents.list(customerOf(req.params)));
   });
 
   router.post(

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config, StorageName } from '../config';
-import type { Db } from '../db';
+import { type Db, LIST_PAGE } from '../db';
 import { customerNotFound, DatabaseUnavailableError, documentNotFound, UnsupportedMediaTypeError } from '../errors';
 import type { Logger } from '../logger';
 import { findCustomer } from '../customers/repository';
@@ -59,9 +59,15 @@ export class DocumentsService {
     return Number(row.n);
   }
 
-  async list(customerId: number): Promise<Document[]> {
+  /** A customer's documents, newest first, in pages of `pageSize`. The first page checks the customer. */
+  async *list(customerId: number, pageSize = LIST_PAGE): AsyncGenerator<Document[]> {
     await this.requireCustomer(customerId);
-    return (await repo.listDocuments(this.deps.db, customerId)).map(toDocument);
+    for (let after: repo.DocumentsCursor | undefined; ; ) {
+      const { rows, next } = await repo.listDocumentsPage(this.deps.db, customerId, after, pageSize);
+      yield rows.map(toDocument);
+      if (!next) return;
+      after = next;
+    }
   }
 
   async get(customerId: number, id: number): Promise<DocumentRow> {

@@ -1,4 +1,5 @@
 import { PassThrough, Writable } from 'node:stream';
+import { untilDrained } from '../streams';
 
 /**
  * Writes what it is given to several branches at the pace of the slowest: it takes the next chunk only once every
@@ -25,7 +26,7 @@ export class Tee extends Writable {
     const waits: Promise<void>[] = [];
     for (const branch of this.live) {
       if (branch.destroyed) continue;
-      if (!branch.write(chunk)) waits.push(roomIn(branch));
+      if (!branch.write(chunk)) waits.push(untilDrained(branch));
     }
     // Every branch gone (every store failed): fail now rather than read the rest of the body for nothing.
     if (this.live.size === 0) return done(new EveryBranchFailed());
@@ -55,15 +56,3 @@ export class EveryBranchFailed extends Error {
   }
 }
 
-/** Resolves once `branch` can take more, or will never need to (it closed). */
-function roomIn(branch: PassThrough): Promise<void> {
-  return new Promise((resolve) => {
-    const settle = () => {
-      branch.off('drain', settle);
-      branch.off('close', settle);
-      resolve();
-    };
-    branch.on('drain', settle);
-    branch.on('close', settle);
-  });
-}
