@@ -71,6 +71,9 @@ export async function createPgliteDb(
   }
 }
 
+/** A lock held in this process cannot be lost with a connection: its signal never aborts. */
+const NEVER_LOST = new AbortController().signal;
+
 const LOCK_STALE_MS = 30_000;
 const LOCK_UPDATE_MS = 5_000;
 /** A live holder refreshes its lock every LOCK_UPDATE_MS; one not refreshed for this long has stopped doing so. */
@@ -132,11 +135,10 @@ function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
   return {
     kind: 'pglite',
     ...session,
-    // In this process, a lock cannot be lost.
-    withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session, new AbortController().signal)),
+    withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session, NEVER_LOST)),
     tryWithLock: async (name, fn) => {
       const lock = lockNamed(name);
-      return lock.isLocked() ? undefined : lock.runExclusive(() => fn(session, new AbortController().signal));
+      return lock.isLocked() ? undefined : lock.runExclusive(() => fn(session, NEVER_LOST));
     },
     ping: (timeoutMs) => ping(() => pglite.query('SELECT 1'), timeoutMs),
     close: async () => {

@@ -36,6 +36,7 @@ export interface FileDeletionsOptions {
 }
 
 const MAX_RETRY_DELAY_MS = 60 * 60 * 1000;
+const CONCURRENCY = 8;
 
 export interface RunOptions {
   /** The caller holds MOVE_LOCK (a move cleaning up after itself): no other move can run meanwhile. */
@@ -43,7 +44,6 @@ export interface RunOptions {
 }
 
 type Outcome = 'removed' | 'failed' | 'deferred';
-const CONCURRENCY = 8;
 
 /** Works through the deletion queue: right after a delete commits, and from the background job for retries. */
 export class FileDeletions {
@@ -136,6 +136,7 @@ export class FileDeletions {
     }
   }
 
+  /** Resolves to true, so that under tryWithLock a result of undefined can only mean the lock was taken. */
   private async removeUnlessReferenced(entry: QueuedDeletion): Promise<true> {
     // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
     // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.

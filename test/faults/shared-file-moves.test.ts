@@ -8,6 +8,7 @@ import { s3KeyFor } from '../../src/documents/document';
 import { MOVE_LOCK } from '../../src/documents/locks';
 import { moveToS3 } from '../../src/documents/mover';
 import * as repo from '../../src/documents/repository';
+import { holdLock } from '../helpers/db';
 import { asBuffer, sha256 } from '../helpers/streams';
 import { createToolFixture, type ToolFixture } from '../tools/tool-fixture';
 
@@ -119,22 +120,14 @@ describe('a shared file of the old CRM, one row deleted while the other moves to
       { storage: 's3', key: goneKey, storedFileName: 'deleted-long-ago.pdf', documentId: 999_999 },
     ]);
 
-    let release!: () => void;
-    let holding!: () => void;
-    const acquired = new Promise<void>((resolve) => (holding = resolve));
-    const mover = f.ctx.db.withLock(MOVE_LOCK, () => {
-      holding();
-      return new Promise<void>((resolve) => (release = resolve));
-    });
-    await acquired;
+    const mover = await holdLock(f.ctx.db, MOVE_LOCK);
     try {
       expect(await f.ctx.deletions.run(ids)).toEqual({ removed: 1, failed: 0 });
       expect(await objectAt(goneKey)).toBe(false);
       expect(await objectAt(leftoverKey)).toBe(true);
       expect(await f.ctx.deletions.pending()).toBe(1);
     } finally {
-      release();
-      await mover;
+      await mover.release();
     }
     await f.ctx.db.query('UPDATE document_file_deletions SET next_attempt_at = now()');
     expect(await f.ctx.deletions.runDue()).toEqual({ removed: 1, failed: 0 });

@@ -52,3 +52,24 @@ export async function createTestDb(): Promise<TestDb> {
     },
   };
 }
+
+/**
+ * Holds the lock `name` on `db`, as another holder would (the background sync, a second tool), until `release`:
+ * resolves once the lock is held. Release it in a finally, or a held Postgres connection keeps the database open.
+ */
+export async function holdLock(db: Db, name: string): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  let held!: () => void;
+  const acquired = new Promise<void>((resolve) => (held = resolve));
+  const holder = db.withLock(name, () => {
+    held();
+    return new Promise<void>((resolve) => (release = resolve));
+  });
+  await acquired;
+  return {
+    async release() {
+      release();
+      await holder;
+    },
+  };
+}

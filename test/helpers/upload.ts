@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { EventEmitter, once } from 'node:events';
+import { untilDrained } from '../../src/streams';
 
 export interface StreamingUploadResult {
   status: number;
@@ -83,16 +84,7 @@ export function streamUpload(options: {
 
   (async () => {
     const write = async (chunk: Buffer) => {
-      if (req.write(chunk)) return;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          req.off('drain', done);
-          req.off('close', done);
-          resolve();
-        };
-        req.on('drain', done);
-        req.on('close', done);
-      });
+      if (!req.write(chunk)) await untilDrained(req);
     };
     await write(head);
     while (sent < size && !stopped) {

@@ -8,6 +8,7 @@ import { createPgliteDb } from '../../src/db/pglite';
 import { openToolContext } from '../../src/tools/context';
 import { MOVE_LOCK } from '../../src/documents/locks';
 import { dryRun, exitCodeOf, migrateToS3 } from '../../src/tools/storage-migrate';
+import { holdLock } from '../helpers/db';
 import { files } from '../helpers/files';
 import { startServerProcess } from '../helpers/process';
 import { createServiceEnv } from '../helpers/service-env';
@@ -122,14 +123,7 @@ describe('npm run storage:migrate', () => {
   });
 
   test('one mover at a time: while the background sync (or another run) moves, it waits; Ctrl-C while waiting stops it', async () => {
-    let release!: () => void;
-    let holding!: () => void;
-    const acquired = new Promise<void>((resolve) => (holding = resolve));
-    const holder = f.ctx.db.withLock(MOVE_LOCK, () => {
-      holding();
-      return new Promise<void>((resolve) => (release = resolve));
-    });
-    await acquired;
+    const holder = await holdLock(f.ctx.db, MOVE_LOCK);
     const waitingLine = "waiting: another move to S3 is under way (the service's background sync, or another storage:migrate)";
     let run: Promise<unknown> | undefined;
     try {
@@ -144,9 +138,7 @@ describe('npm run storage:migrate', () => {
       expect(await objects()).toEqual([]);
       expect((await rows()).every((r) => r.storage === 'local')).toBe(true);
     } finally {
-      // Released whatever failed above, or the held connection would keep the database from closing.
-      release();
-      await holder;
+      await holder.release();
     }
     expect(await run).toMatchObject({ moved: 6, failed: [], stopped: false });
     expect(f.out.lines.filter((l) => l === waitingLine)).toHaveLength(2);
