@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import multer from 'multer';
 import bytes from 'bytes';
-import { AppError, BadRequestError, PayloadTooLargeError } from '../errors';
+import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
 import { parseId } from '../http/params';
 import { stopReading } from '../http/stop-reading';
 import type { DocumentsService, StoredUpload } from './service';
@@ -76,6 +76,13 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       (err: unknown) => err,
     );
     const fail = async (err: unknown) => next((await refusal) ?? err);
+    // A compressed body would reach busboy as gzip bytes and fail as a malformed form; say what is wrong instead.
+    // Browsers never compress uploads, and the files the CRM keeps (PDFs, images, Office files) are compressed
+    // already.
+    const encoding = req.get('content-encoding')?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_ENCODING', `Uploads are not read with Content-Encoding ${encoding}; send the form uncompressed`));
+    }
     // A body that announces more than the limit is refused before a byte of it is read.
     const announced = Number(req.get('content-length'));
     if (announced > maxBytes + MULTIPART_ALLOWANCE) {

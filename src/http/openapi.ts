@@ -368,10 +368,11 @@ export const openApiDocument: Json = {
           '413': errorResponse('The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. Sent with Connection: close.', [
             'FILE_TOO_LARGE',
           ]),
-          '415': errorResponse('The file type is not allowed, or the content is not what the type says.', [
-            'FILE_TYPE_NOT_ALLOWED',
-            'FILE_CONTENT_MISMATCH',
-          ]),
+          '415': errorResponse(
+            'The file type is not allowed, or the content is not what the type says; or the body has a Content-Encoding ' +
+              '(uploads are read uncompressed), refused before it is read.',
+            ['FILE_TYPE_NOT_ALLOWED', 'FILE_CONTENT_MISMATCH', 'UNSUPPORTED_ENCODING'],
+          ),
           '500': internalError,
           '503': errorResponse(
             'The database does not answer, or S3 failed with S3_FALLBACK=fail; nothing is kept. Retry after Retry-After seconds.',

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { startTestApp, type TestApp } from '../helpers/app';
 
 const MB = 1024 * 1024;
@@ -64,6 +65,7 @@ describe('a body refused before it is read is not read', () => {
   test.each([
     ['no token', 'POST', () => `/api/customers/${customerId}/documents`, { 'Content-Type': 'multipart/form-data; boundary=b' }, 401, 'AUTH_REQUIRED'],
     ['too large by its Content-Length', 'POST', () => `/api/customers/${customerId}/documents`, multipart, 413, 'FILE_TOO_LARGE'],
+    ['a compressed upload', 'POST', () => `/api/customers/${customerId}/documents`, { ...multipart, 'Content-Encoding': 'gzip' }, 415, 'UNSUPPORTED_ENCODING'],
     ['a bad id', 'POST', () => '/api/customers/abc/documents', multipart, 400, 'INVALID_ID'],
     ['no such route', 'PUT', () => `/api/customers/${customerId}/documents`, multipart, 404, 'ROUTE_NOT_FOUND'],
     ['a JSON body over its limit', 'POST', () => '/api/customers', { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, 413, 'BODY_TOO_LARGE'],
@@ -106,6 +108,26 @@ describe('a body refused before it is read is not read', () => {
     const broken = await send('{"name": "Half');
     expect(broken.status).toBe(400);
     expect(JSON.parse(broken.body).error.code).toBe('INVALID_JSON');
+  });
+
+  test('a gzip-compressed form within the limit: 415 UNSUPPORTED_ENCODING, and nothing is kept', async () => {
+    const form = Buffer.from(
+      '--b\r\nContent-Disposition: form-data; name="file"; filename="notes.txt"\r\nContent-Type: text/plain\r\n\r\n' +
+        'hello\r\n--b--\r\n',
+    );
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const res = await t
+      .request()
+      .post(`/api/customers/${customerId}/documents`)
+      .set({ ...auth, 'Content-Type': 'multipart/form-data; boundary=b', 'Content-Encoding': 'gzip' })
+      .send(gzipSync(form));
+    expect(res.status).toBe(415);
+    expect(res.body.error.code).toBe('UNSUPPORTED_ENCODING');
+    expect((await t.request().get(`/api/customers/${customerId}/documents`).set(auth)).body.documents).toEqual([]);
+    // The same form uncompressed is taken: the refusal is the encoding's.
+    const plain = await t.request().post(`/api/customers/${customerId}/documents`).set({ ...auth, 'Content-Type': 'multipart/form-data; boundary=b' }).send(form);
+    expect(plain.status).toBe(201);
+    await t.request().delete(`/api/customers/${customerId}/documents/${plain.body.id}`).set(auth).expect(204);
   });
 
   test('a refused request whose body was read, or that had none, keeps its connection for the next one', async () => {
