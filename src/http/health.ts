@@ -39,23 +39,28 @@ export function healthRouter({
     }
   });
 
-  router.get('/ready', async (_req, res) => {
+  /**
+   * /ready answers without a token, and each check lists the bucket: a request to S3 that AWS bills, and a round
+   * trip over the internet. Probes that come at once share one check, and an answer serves for READY_MAX_AGE_MS,
+   * so however often /ready is called, S3 and the database are asked at most about once a second.
+   */
+  const readiness = reuseFor(READY_MAX_AGE_MS, async (): Promise<Record<string, Check>> => {
     const [database, migrations, store] = await Promise.all([
       db.ping(2_000),
       // Once every migration is seen applied, it stays so for this process's life (the files do not change).
       migrated || withTimeout(pendingMigrations(db, migrationsDir).then((pending) => (migrated = pending.length === 0))),
       storageCheck(),
     ]);
-    const checks: Record<string, Check> = {
-      database: database ? 'ok' : 'failing',
-      migrations: migrations ? 'ok' : 'failing',
-      storage: store,
-    };
-    if (database && migrations && store !== 'failing') {
+    return { database: database ? 'ok' : 'failing', migrations: migrations ? 'ok' : 'failing', storage: store };
+  });
+
+  router.get('/ready', async (_req, res) => {
+    const checks = await readiness();
+    const failing = Object.keys(checks).filter((k) => checks[k] === 'failing');
+    if (failing.length === 0) {
       res.json({ status: 'ready', checks });
       return;
     }
-    const failing = Object.keys(checks).filter((k) => checks[k] === 'failing');
     res.status(503).set('Retry-After', RETRY_AFTER_SECONDS).json({
       status: 'unavailable',
       checks,
@@ -74,6 +79,26 @@ export function healthRouter({
   }
 
   return router;
+}
+
+/** How long one readiness answer serves later probes; platforms probe once a second at the most. */
+export const READY_MAX_AGE_MS = 1_000;
+
+/**
+ * `work`'s result, shared by every call while it runs and for `maxAgeMs` after it settles; the next call after
+ * that starts it again. `work` must not reject.
+ */
+function reuseFor<T>(maxAgeMs: number, work: () => Promise<T>): () => Promise<T> {
+  let current: Promise<T> | undefined;
+  // Infinity while `work` runs, so a call meanwhile shares it.
+  let settledAt = Infinity;
+  return () => {
+    if (!current || performance.now() - settledAt >= maxAgeMs) {
+      settledAt = Infinity;
+      current = work().finally(() => (settledAt = performance.now()));
+    }
+    return current;
+  };
 }
 
 /** False when `check` fails or takes longer than 3 s: a readiness probe must answer in time itself. */

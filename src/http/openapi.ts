@@ -191,7 +191,8 @@ export const openApiDocument: Json = {
         description:
           'Public. Ready when the database answers, every migration is applied and the primary store can be reached ' +
           'and written, or, with S3 failing and S3_FALLBACK=local, the local disk that keeps uploads meanwhile ' +
-          '(storage "degraded"); the database check gives up after 2 s, each storage check after 3 s.',
+          '(storage "degraded"); the database check gives up after 2 s, each storage check after 3 s. One answer ' +
+          'serves every probe for up to 1 s.',
         ...open,
         responses: {
           '200': response('Ready to serve.', { content: jsonBody(schema('Readiness')) }),

@@ -1,3 +1,4 @@
+import { READY_MAX_AGE_MS } from '../../src/http/health';
 import { startTestApp } from '../helpers/app';
 import { createTestDb } from '../helpers/db';
 import { files } from '../helpers/files';
@@ -60,7 +61,8 @@ describe('readiness (/ready)', () => {
       expect(degraded.status).toBe(200);
       expect(degraded.body).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', storage: 'degraded' } });
       await t.s3!.up();
-      expect((await t.request().get('/ready')).body.checks.storage).toBe('ok');
+      // An answer serves probes for a second (READY_MAX_AGE_MS): the recovery shows in the next one after that.
+      await eventually(async () => (await t.request().get('/ready')).body.checks.storage === 'ok');
 
       await strict.s3!.down();
       const res = await strict.request().get('/ready');
@@ -71,10 +73,29 @@ describe('readiness (/ready)', () => {
         error: { code: 'NOT_READY' },
       });
       await strict.s3!.up();
-      expect((await strict.request().get('/ready')).status).toBe(200);
+      await eventually(async () => (await strict.request().get('/ready')).status === 200);
     } finally {
       await t.close();
       await strict.close();
+    }
+  });
+
+  test('probes share one check: however often /ready is called, the store is asked about once a second', async () => {
+    const t = await startTestApp({ storage: 's3' });
+    try {
+      // Counted where the probe reaches the store; the calls go through to the real S3 server.
+      const check = jest.spyOn(t.storage.primary, 'check');
+      const started = performance.now();
+      const answers = await Promise.all(Array.from({ length: 50 }, () => t.request().get('/ready')));
+      expect(answers.every((res) => res.status === 200 && res.body.checks.storage === 'ok')).toBe(true);
+      expect(check).toHaveBeenCalledTimes(1);
+      while (performance.now() - started < 2_500) await t.request().get('/ready').expect(200);
+      const elapsed = performance.now() - started;
+      // About once a second: 50 at once and a steady stream for 2.5 s made three or four checks, not hundreds.
+      expect(check.mock.calls.length).toBeGreaterThanOrEqual(2);
+      expect(check.mock.calls.length).toBeLessThanOrEqual(Math.ceil(elapsed / READY_MAX_AGE_MS) + 1);
+    } finally {
+      await t.close();
     }
   });
 
@@ -87,9 +108,8 @@ describe('readiness (/ready)', () => {
       expect(pending.status).toBe(503);
       expect(pending.body.checks).toEqual({ database: 'ok', migrations: 'failing', storage: 'ok' });
       await database.db.close();
-      const gone = await t.request().get('/ready');
-      expect(gone.status).toBe(503);
-      expect(gone.body.checks.database).toBe('failing');
+      await eventually(async () => (await t.request().get('/ready')).body.checks.database === 'failing');
+      expect((await t.request().get('/ready')).status).toBe(503);
     } finally {
       await t.close().catch(() => undefined);
       await database.close().catch(() => undefined);
