@@ -34,15 +34,18 @@ export async function sendFile(
   file: FileToSend,
   open: (range?: ByteRange) => Promise<StoredObject>,
 ): Promise<number> {
-  res.set({
+  // Only on the file itself and its 304, never on an error instead of it (file missing, store down, range not
+  // satisfiable): a browser that kept such an error under the file's ETag would turn it into a 304 later, and show
+  // the error after the file is back.
+  const validators = {
     ETag: file.etag,
     'Accept-Ranges': 'bytes',
     // Customer documents: never in a shared cache; a browser revalidates with the ETag (304) before reuse.
     'Cache-Control': 'private, no-cache',
     'Content-Security-Policy': cspFor(file),
-  });
+  };
   if (noneMatch(req.get('if-none-match'), file.etag)) {
-    res.status(304).end();
+    res.status(304).set(validators).end();
     return 0;
   }
   const ifRange = req.get('if-range');
@@ -51,7 +54,7 @@ export async function sendFile(
   const obj = await open(range);
   const length = obj.range ? obj.range.end - obj.range.start + 1 : obj.size;
   try {
-    res.status(obj.range ? 206 : 200).set({
+    res.status(obj.range ? 206 : 200).set(validators).set({
       'Content-Type': file.mimeType,
       'Content-Length': String(length),
       'Content-Disposition': contentDisposition(file.disposition, file.fileName),

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { s3KeyFor } from '../../src/documents/document';
 import { files } from '../helpers/files';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { asBuffer, sha256 } from '../helpers/streams';
@@ -158,6 +159,22 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       expect(res.status).toBe(416);
       expect(res.headers['content-range']).toBe(`bytes */${content.length}`);
       expect(res.body.error.code).toBe('RANGE_NOT_SATISFIABLE');
+    });
+
+    test("an error in place of the file (416, its file gone) carries none of the file's headers: a browser cannot revalidate the error into a 304", async () => {
+      const unsatisfiable = await t.request().get(`${path}/download`).set('Range', 'bytes=5000-6000');
+      expect(unsatisfiable.status).toBe(416);
+      const lost = (await upload(files.pdf(500), 'lost.pdf', 'application/pdf')).body;
+      const key = storage === 's3' ? s3KeyFor(t.config.storage.s3?.prefix, customerId, lost.storedFileName) : lost.storedFileName;
+      await t.storage.primary.delete(key);
+      const missing = await t.request().get(`/api/customers/${customerId}/documents/${lost.id}/view`);
+      expect([missing.status, missing.body.error.code]).toEqual([404, 'FILE_NOT_FOUND']);
+      for (const [res, etag] of [[unsatisfiable, doc.sha256], [missing, lost.sha256]] as const) {
+        expect(res.headers.etag).not.toBe(`"${etag}"`);
+        expect(res.headers['accept-ranges']).toBeUndefined();
+        expect(res.headers['content-security-policy']).toBeUndefined();
+        expect(res.headers['cache-control']).toBeUndefined();
+      }
     });
 
     test('several ranges, or a malformed one, get the whole file', async () => {
