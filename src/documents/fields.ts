@@ -18,7 +18,8 @@ export function textField(fields: Record<string, unknown>, name: keyof typeof FI
   if (typeof value !== 'string') throw new BadRequestError('INVALID_FIELD', `${name} must be a single text value`);
   const text = value.trim();
   if (CONTROL[name].test(text)) throw new BadRequestError('INVALID_FIELD', `${name} must not contain control characters`);
-  if (text.length > FIELD_LIMITS[name]) {
+  // Characters as README and the OpenAPI document count them (code points): an emoji is one, not two.
+  if (Array.from(text).length > FIELD_LIMITS[name]) {
     throw new BadRequestError('INVALID_FIELD', `${name} must be at most ${FIELD_LIMITS[name]} characters`);
   }
   return text || null;

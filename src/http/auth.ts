@@ -27,14 +27,39 @@ export function bearerAuth(auth: Config['auth']): RequestHandler {
     const token = match[1];
     if (isApiToken(token)) return next();
     if (auth.jwtSecret) {
+      const verify = (ignoreTimes: boolean) =>
+        jwt.verify(token, auth.jwtSecret!, {
+          algorithms: ['HS256'],
+          audience: auth.jwtAudience,
+          issuer: auth.jwtIssuer,
+          ignoreExpiration: ignoreTimes,
+          ignoreNotBefore: ignoreTimes,
+        });
       try {
-        jwt.verify(token, auth.jwtSecret, { algorithms: ['HS256'], audience: auth.jwtAudience, issuer: auth.jwtIssuer });
+        verify(false);
         return next();
       } catch (err) {
-        if (err instanceof jwt.TokenExpiredError) return next(new UnauthorizedError('TOKEN_EXPIRED', 'The token has expired'));
-        if (err instanceof jwt.NotBeforeError) return next(new UnauthorizedError('TOKEN_NOT_YET_VALID', 'The token is not valid yet'));
+        // jsonwebtoken checks the times before aud and iss. An expired token signed for another purpose is invalid,
+        // not expired: a frontend told "expired" would refresh it, and get a token still not meant for this service.
+        const timed = err instanceof jwt.TokenExpiredError || err instanceof jwt.NotBeforeError;
+        if (timed && isValid(() => verify(true))) {
+          return next(
+            err instanceof jwt.TokenExpiredError
+              ? new UnauthorizedError('TOKEN_EXPIRED', 'The token has expired')
+              : new UnauthorizedError('TOKEN_NOT_YET_VALID', 'The token is not valid yet'),
+          );
+        }
       }
     }
     next(new UnauthorizedError('INVALID_TOKEN', 'The bearer token is not valid'));
   };
+}
+
+function isValid(verify: () => unknown): boolean {
+  try {
+    verify();
+    return true;
+  } catch {
+    return false;
+  }
 }

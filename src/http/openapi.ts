@@ -578,7 +578,12 @@ export const openApiDocument: Json = {
         properties: {
           id: { type: 'integer', minimum: 1 },
           customerId: { type: 'integer', minimum: 1 },
-          fileName: { type: 'string', description: 'The name as uploaded (UTF-8).' },
+          fileName: {
+            type: 'string',
+            description:
+              'The name as uploaded (UTF-8), cleaned: without folders, control characters, line separators, bidi ' +
+              'overrides, zero-width spaces or trailing dots and spaces; at most 255 characters, its extension kept.',
+          },
           storedFileName: {
             type: ['string', 'null'],
             description: 'The name the server stored the file under; null for old rows that name no file.',

@@ -77,6 +77,16 @@ describe('JWT_AUDIENCE and JWT_ISSUER', () => {
         expect(res.status).toBe(401);
         expect(res.body.error.code).toBe('INVALID_TOKEN');
       }
+      // Out of its time too, a token for another purpose is invalid, not expired: refreshing it would not help.
+      const now = Math.floor(Date.now() / 1000);
+      const expired = { exp: now - 60 };
+      const early = { nbf: now + 600, exp: now + 900 };
+      const code = async (claims: object) =>
+        (await get(jwt.sign({ sub: 'user-1', ...claims }, SECRET, { algorithm: 'HS256' }))).body.error.code;
+      expect(await code({ aud: 'password-reset', iss: 'crm', ...expired })).toBe('INVALID_TOKEN');
+      expect(await code({ aud: 'password-reset', iss: 'crm', ...early })).toBe('INVALID_TOKEN');
+      expect(await code({ aud: 'crm-documents', iss: 'crm', ...expired })).toBe('TOKEN_EXPIRED');
+      expect(await code({ aud: 'crm-documents', iss: 'crm', ...early })).toBe('TOKEN_NOT_YET_VALID');
     } finally {
       await t.close();
     }

@@ -391,6 +391,19 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
     });
   });
 
+  test('text fields are limited in characters, not UTF-16 units: 100 emoji make a category, 101 do not', async () => {
+    const send = (category: string) =>
+      t.request().post(`/api/customers/${customerId}/documents`).field('category', category).attach('file', files.pdf(), { filename: 'a.pdf', contentType: 'application/pdf' });
+    const taken = await send('📄'.repeat(100));
+    expect([taken.status, taken.body.category]).toEqual([201, '📄'.repeat(100)]);
+    await t.request().delete(`${taken.headers.location}`).expect(204);
+    await t.settle(); // the file is removed after the answer
+    await expectNothingStored(async () => {
+      const refused = await send('📄'.repeat(101));
+      expect([refused.status, refused.body.error.code]).toEqual([400, 'INVALID_FIELD']);
+    });
+  });
+
   test('a name whose extension is unknown downloads with its type\'s extension, so it cannot run as a script', async () => {
     const res = await upload(files.text('Get-Process\n'), 'cleanup.ps1', 'text/plain');
     expect(res.status).toBe(201);

@@ -64,6 +64,13 @@ describe('file names', () => {
     ['invoice\u202efdp.exe', 'invoicefdp.exe'],
     ['\u2067report\u2069.pdf', 'report.pdf'],
     ['c1\u0085\u009bname.pdf', 'c1name.pdf'],
+    ['a.pdf. ', 'a.pdf'],
+    ['notes.txt...', 'notes.txt'],
+    ['...', 'file'],
+    ['two\u2028lines\u2029.pdf', 'twolines.pdf'],
+    ['zero\u200bwidth\u2060\ufeff.pdf', 'zerowidth.pdf'],
+    // Joiners stay: "می‌خواهم" needs its ZWNJ, and 👩‍💻 is one emoji by its ZWJ.
+    ['\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u{1f469}\u200d\u{1f4bb}.pdf', '\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u{1f469}\u200d\u{1f4bb}.pdf'],
     ['   ', 'file'],
     [undefined, 'file'],
   ])('%j is kept as %j', (raw, clean) => {
