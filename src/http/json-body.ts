@@ -40,7 +40,9 @@ function chunkedJson(max: number): RequestHandler {
       // raw-body's errors carry express.json's types (entity.too.large, request.aborted): toAppError names them.
       if (err) return next(err);
       try {
-        // As express.json: an empty body is an empty object.
+        // As express.json: an empty body is an empty object, and (strict) anything but an object or array is not
+        // JSON here, so "x" and null get INVALID_JSON whichever way they were sent.
+        if (text.length > 0 && !STRICT_START.test(text)) throw new SyntaxError('The body is not a JSON object or array');
         req.body = text.length === 0 ? {} : JSON.parse(text);
       } catch (cause) {
         return next(new AppError('INVALID_JSON', 400, 'The request body is not valid JSON', { cause }));
@@ -49,6 +51,9 @@ function chunkedJson(max: number): RequestHandler {
     });
   };
 }
+
+/** What body-parser's strict mode requires: after JSON's whitespace, an object or an array. */
+const STRICT_START = /^[ \t\n\r]*[{[]/;
 
 function isUtf8(req: Parameters<RequestHandler>[0]): boolean {
   try {

@@ -108,6 +108,13 @@ describe('a body refused before it is read is not read', () => {
     const broken = await send('{"name": "Half');
     expect(broken.status).toBe(400);
     expect(JSON.parse(broken.body).error.code).toBe('INVALID_JSON');
+    // As with a Content-Length (express.json's strict mode): a body that is not an object or array is not JSON here.
+    for (const body of ['"x"', 'null', ' 42', '   ']) {
+      const chunked = await send(body);
+      const sized = await t.request().post('/api/customers').set({ 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }).send(body);
+      expect([chunked.status, JSON.parse(chunked.body).error.code]).toEqual([400, 'INVALID_JSON']);
+      expect([sized.status, sized.body.error.code]).toEqual([400, 'INVALID_JSON']);
+    }
   });
 
   test('a gzip-compressed form within the limit: 415 UNSUPPORTED_ENCODING, and nothing is kept', async () => {
