@@ -80,6 +80,7 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
 
   const api = express.Router();
   api.use(bearerAuth(config.auth));
+  // The paths of http/paths.ts, which Location headers name.
   api.use('/customers', customersRouter(customers));
   api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics));
   app.use('/api', api);

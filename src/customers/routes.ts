@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { jsonBody } from '../http/json-body';
 import { sendJsonList } from '../http/json-list';
 import { parseId } from '../http/params';
+import { customerPath } from '../http/paths';
 import type { CustomersService } from './service';
 
 export function customersRouter(customers: CustomersService): Router {
@@ -9,7 +10,7 @@ export function customersRouter(customers: CustomersService): Router {
 
   router.post('/', ...jsonBody('16kb'), async (req, res) => {
     const customer = await customers.create(req.body);
-    res.status(201).location(`${req.baseUrl}/${customer.id}`).json(customer);
+    res.status(201).location(customerPath(customer.id)).json(customer);
   });
 
   router.get('/', async (_req, res) => {

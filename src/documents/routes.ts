@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics';
 import { BadRequestError } from '../errors';
 import { sendJsonList } from '../http/json-list';
 import { parseId } from '../http/params';
+import { documentPath } from '../http/paths';
 import { sendFile } from '../http/send-file';
 import { etagOf, mimeTypeOf, toDocument } from './document';
 import { downloadName, isInlineSafe } from './file-types';
@@ -32,7 +33,7 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
       }
       const document = await documents.create(customerOf(req.params), stored, req.body ?? {});
       metrics.uploadedBytes.inc({ storage: document.storage }, stored.size);
-      res.status(201).location(`${req.baseUrl}/${document.id}`).json(document);
+      res.status(201).location(documentPath(document.customerId, document.id)).json(document);
     },
   );
 

@@ -19,6 +19,18 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     expect(list.body.customers).toContainEqual(res.body);
   });
 
+  test('Location names the one canonical path, however the request spelled it', async () => {
+    const customer = await t.request().post('/API/Customers/').send({ name: 'Spelled Oddly AG' });
+    expect(customer.headers.location).toBe(`/api/customers/${customer.body.id}`);
+    const doc = await t
+      .request()
+      .post(`/api/CUSTOMERS/000${customer.body.id}/Documents`)
+      .attach('file', files.pdf(), { filename: 'a.pdf', contentType: 'application/pdf' });
+    expect(doc.status).toBe(201);
+    expect(doc.headers.location).toBe(`/api/customers/${customer.body.id}/documents/${doc.body.id}`);
+    expect((await t.request().get(doc.headers.location)).body).toEqual(doc.body);
+  });
+
   test('email is optional', async () => {
     const res = await t.request().post('/api/customers').send({ name: 'No Mail Ltd' });
     expect(res.status).toBe(201);
