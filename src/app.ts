@@ -10,6 +10,7 @@ import { bearerAuth } from './http/auth';
 import { healthRouter } from './http/health';
 import { openApiDocument } from './http/openapi';
 import { metricsMiddleware } from './metrics';
+import { BadRequestError } from './errors';
 import { errorHandler, notFound } from './http/errors';
 import { type Logger, requestContext } from './logger';
 import { createServices, type Services } from './services';
@@ -46,6 +47,14 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
     res.set('X-Content-Type-Options', 'nosniff');
     requestContext.run({ requestId: String(req.id) }, next);
   });
+  // HTTP/1.1 requires Host (RFC 9112 3.2). server.ts turns off Node's own check, which answers with an empty body,
+  // so the refusal comes here, as JSON like every other.
+  app.use((req, _res, next) => {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      return next(new BadRequestError('BAD_REQUEST', 'An HTTP/1.1 request must send a Host header'));
+    }
+    next();
+  });
   if (config.corsOrigins.length > 0) {
     app.use(
       cors({
@@ -68,6 +77,10 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
       }),
     );
   }
+
+  // Express would answer an OPTIONS that no route handles itself, in plain text; with CORS on, cors() has
+  // answered it above. Every method no route takes gets the same JSON 404.
+  app.use((req, res, next) => (req.method === 'OPTIONS' ? notFound(req, res, next) : next()));
 
   app.use(healthRouter({ db, storage, s3Fallback: config.reliability.s3Fallback }));
   app.get('/openapi.json', (_req, res) => {

@@ -59,7 +59,8 @@ export async function startService(
   // While shutting down, every response asks its client to reconnect elsewhere rather than reuse this connection:
   // those begun after SIGTERM, and those in flight then, which the shutdown marks (below). A plain handler, not a
   // second Express app around the first: that one would route every request twice and add its own headers.
-  const server = createServer((req, res) => {
+  // requireHostHeader: app.ts refuses a request without Host itself, with the API's JSON error.
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
     if (shuttingDown) res.setHeader('Connection', 'close');
     unanswered.add(res);
     res.once('close', () => unanswered.delete(res));

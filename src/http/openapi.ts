@@ -366,9 +366,11 @@ export const openApiDocument: Json = {
           ),
           '401': unauthorized,
           '404': customerNotFound,
-          '413': errorResponse('The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. Sent with Connection: close.', [
-            'FILE_TOO_LARGE',
-          ]),
+          '413': errorResponse(
+            'The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. When the rest of the body is left unread, ' +
+              'sent with Connection: close.',
+            ['FILE_TOO_LARGE'],
+          ),
           '415': errorResponse(
             'The file type is not allowed, or the content is not what the type says; or the body has a Content-Encoding ' +
               '(uploads are read uncompressed), refused before it is read.',

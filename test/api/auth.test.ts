@@ -123,6 +123,16 @@ describe('CORS', () => {
     try {
       const res = await t.request().get('/api/customers').set('Origin', 'https://crm.example.com');
       expect(res.headers['access-control-allow-origin']).toBeUndefined();
+      // An OPTIONS is then a method no route takes: the API's JSON 404, not Express's plain-text list of methods.
+      for (const path of ['/api/customers', '/api/customers/1', '/ready']) {
+        const options = await t.request().options(path).set('Origin', 'https://crm.example.com').set('Access-Control-Request-Method', 'GET');
+        expect([options.status, options.headers['content-type'], options.body.error?.code]).toEqual([
+          404,
+          'application/json; charset=utf-8',
+          'ROUTE_NOT_FOUND',
+        ]);
+        expect(options.headers['access-control-allow-origin']).toBeUndefined();
+      }
     } finally {
       await t.close();
     }

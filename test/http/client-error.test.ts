@@ -44,6 +44,22 @@ describe('requests Node itself refuses, before Express', () => {
     expect(JSON.parse(body)).toEqual({ error: { code, message: expect.any(String) } });
   });
 
+  test('an HTTP/1.1 request without Host: 400 with the API\'s JSON error, its request id and nosniff', async () => {
+    const socket = net.connect(service.port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    socket.write('GET /health HTTP/1.1\r\n\r\n');
+    while (!answer.includes('}')) await new Promise((resolve) => setTimeout(resolve, 10));
+    socket.destroy();
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+    expect(head).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/i);
+    expect(JSON.parse(body)).toEqual({ error: { code: 'BAD_REQUEST', message: expect.stringMatching(/Host/) } });
+    // HTTP/1.0 never required it.
+    expect(await raw(service.port, 'GET /health HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1.1 200 /);
+  });
+
   test('on a connection kept alive after an earlier request, the bad request still gets its answer', async () => {
     const socket = net.connect(service.port, '127.0.0.1');
     let answer = '';
