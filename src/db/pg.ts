@@ -71,12 +71,18 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
   });
   // An idle client losing its connection emits here; without a listener that would crash the process.
   pool.on('error', (err) => options.onError?.(err));
+  // Every client listens for its errors for its whole life, as the pool hands it over included. Between the pool
+  // dropping its idle listener and withClient adding its own lies a turn of the event loop, and a connection the
+  // server ends right then (Postgres's FATAL arriving in the packet that completes it, on a failover or an
+  // administrator's pg_terminate_backend) emitted 'error' with no one listening, which took the process down.
+  // Nothing to do here: a client that erred is no longer queryable, so its holder's next query fails and reports
+  // the database unavailable, and the pool discards it when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
 
   async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect().catch(translateConnect);
     let broken: Error | undefined;
-    // The pool listens for errors only while a client is idle; a connection that breaks while checked out would
-    // emit 'error' with no listener and take the process down. The query under way rejects on its own.
+    // Noted, so the client is released as broken; the query under way rejects on its own.
     const onError = (err: Error) => {
       broken = err;
     };

@@ -43,6 +43,31 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     await database.close();
   });
 
+  test('a connection the server ends as the pool hands it out (an administrator, a failover) is a 503, not a crash', async () => {
+    // Postgres's FATAL for pg_terminate_backend, sent in the same packet as the ReadyForQuery that completes a new
+    // connection: pg emits it before whoever asked for the connection has had a turn to listen for errors.
+    const fatal = pgMessage('E', ['SFATAL', 'VFATAL', 'C57P01', 'Mterminating connection due to administrator command']);
+    const readyForQuery = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+    let ended = 0;
+    proxy.tamper((chunk) => {
+      if (!chunk.subarray(-readyForQuery.length).equals(readyForQuery)) return chunk;
+      ended++;
+      return Buffer.concat([chunk, fatal]);
+    });
+    try {
+      // New connections only: every pooled one is dropped first.
+      await proxy.down();
+      await proxy.up();
+      const res = await t.request().get(`/api/customers/${customerId}/documents`);
+      expect(ended).toBeGreaterThan(0);
+      expect([res.status, res.body.error.code]).toEqual([503, 'DATABASE_UNAVAILABLE']);
+    } finally {
+      proxy.tamper();
+    }
+    // The process is still here, and the pool makes a good connection for the next request.
+    await eventually(async () => (await t.request().get(`/api/customers/${customerId}/documents`)).status === 200);
+  });
+
   test('invariant: with the database down every route answers 503 JSON quickly, and the service recovers by itself once it is back', async () => {
     await proxy.down();
     const started = Date.now();
@@ -110,3 +135,11 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     expect(sha256(download.body)).toBe(sha256(content));
   });
 });
+
+/** A message of Postgres's protocol: its type, a length, and NUL-terminated fields ending with a NUL. */
+function pgMessage(type: string, fields: string[]): Buffer {
+  const body = Buffer.from(`${fields.join('\0')}\0\0`);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(body.length + 4);
+  return Buffer.concat([Buffer.from(type), length, body]);
+}

@@ -18,6 +18,11 @@ export interface TestProxy {
   stall(): void;
   /** Passes bytes again after a stall. */
   unstall(): void;
+  /**
+   * Hands what the target sends through `edit` before the client gets it (until called again without one): a
+   * server that answers something the real one only does at the worst moment.
+   */
+  tamper(edit?: (chunk: Buffer) => Buffer): void;
   up(): Promise<void>;
   close(): Promise<void>;
 }
@@ -28,6 +33,7 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
   let stalled = false;
   const sockets = new Set<net.Socket>();
   const bytes = { toTarget: 0, toClient: 0 };
+  let edit: ((chunk: Buffer) => Buffer) | undefined;
   const track = (socket: net.Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -41,7 +47,8 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     const upstream = net.connect(target, host);
     track(upstream);
     const relay = (from: net.Socket, to: net.Socket, counter: 'toTarget' | 'toClient') => {
-      from.on('data', (chunk: Buffer) => {
+      from.on('data', (received: Buffer) => {
+        const chunk = counter === 'toClient' && edit ? edit(received) : received;
         bytes[counter] += chunk.length;
         // Backpressure passes through: a side that cannot take more stops the other from being read.
         if (!to.write(chunk)) {
@@ -88,6 +95,9 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     unstall() {
       stalled = false;
       for (const socket of sockets) socket.resume();
+    },
+    tamper(next) {
+      edit = next;
     },
     async up() {
       mode = 'up';
