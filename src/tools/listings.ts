@@ -25,7 +25,12 @@ export async function* walkLocal(root: string, skip: ReadonlySet<string>, dir = 
     if (entry.isDirectory()) {
       yield* walkLocal(root, skip, full);
     } else if (entry.isFile()) {
-      yield { key: path.relative(root, full).split(path.sep).join('/'), modified: (await fs.stat(full)).mtime };
+      // Gone since the folder was read (a move to S3 or a delete, while the service runs): nothing to list.
+      const stats = await fs.stat(full).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (stats) yield { key: path.relative(root, full).split(path.sep).join('/'), modified: stats.mtime };
     }
   }
 }

@@ -73,15 +73,17 @@ export async function verifyStorage(ctx: ToolContext, options: VerifyOptions, ou
   return report;
 }
 
+/** What a row's check reads. */
+const ROW_COLUMNS = `id, customer_id, file_path, storage, COALESCE(stored_file_name, crm_file_basename(file_path)) AS stored_file_name,
+  sha256, COALESCE(size_bytes, file_size) AS size`;
+
 /** Every row, page by page, checked against its store, several at a time. */
 async function checkRows(ctx: ToolContext, options: VerifyOptions, out: Output, report: VerifyReport): Promise<void> {
   for (let after = 0; ; ) {
-    const rows = await ctx.db.query<DocumentRow>(
-      `SELECT id, customer_id, file_path, storage, COALESCE(stored_file_name, crm_file_basename(file_path)) AS stored_file_name,
-              sha256, COALESCE(size_bytes, file_size) AS size
-         FROM customer_documents WHERE id > $1 ORDER BY id LIMIT $2`,
-      [after, PAGE],
-    );
+    const rows = await ctx.db.query<DocumentRow>(`SELECT ${ROW_COLUMNS} FROM customer_documents WHERE id > $1 ORDER BY id LIMIT $2`, [
+      after,
+      PAGE,
+    ]);
     if (rows.length === 0) return;
     const queue = [...rows];
     await Promise.all(
@@ -100,7 +102,23 @@ async function checkRows(ctx: ToolContext, options: VerifyOptions, out: Output, 
   }
 }
 
+const MISSING = 'the file is missing';
+
+/**
+ * The row's problem, if it has one. The service and the tools go on while this runs: a file not found is looked for
+ * again where the row names it now, since a move to S3 (the background sync, storage:migrate) removes the local file
+ * once the row has switched, and a delete removes it once the row is gone.
+ */
 async function checkRow(ctx: ToolContext, options: VerifyOptions, row: DocumentRow, report: VerifyReport): Promise<string | undefined> {
+  const problem = await checkFile(ctx, options, row, report);
+  if (problem !== MISSING) return problem;
+  const [now] = await ctx.db.query<DocumentRow>(`SELECT ${ROW_COLUMNS} FROM customer_documents WHERE id = $1`, [row.id]);
+  if (!now) return undefined;
+  if (now.storage === row.storage && storageKeyOf(now) === storageKeyOf(row)) return MISSING;
+  return checkFile(ctx, options, now, report);
+}
+
+async function checkFile(ctx: ToolContext, options: VerifyOptions, row: DocumentRow, report: VerifyReport): Promise<string | undefined> {
   const key = storageKeyOf(row);
   if (!key) return 'names no stored file';
   const driver = ctx.storage.driver(row.storage);
@@ -121,7 +139,7 @@ async function checkRow(ctx: ToolContext, options: VerifyOptions, row: DocumentR
     }
     return undefined;
   } catch (err) {
-    if (err instanceof StorageNotFoundError) return 'the file is missing';
+    if (err instanceof StorageNotFoundError) return MISSING;
     return `could not be read: ${(err as Error).message}`;
   }
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { openToolContext, ToolError } from '../../src/tools/context';
 import { migrateToS3 } from '../../src/tools/storage-migrate';
+import { walkLocal } from '../../src/tools/listings';
 import { verifyStorage } from '../../src/tools/storage-verify';
 import { files } from '../helpers/files';
 import { createToolFixture, type ToolFixture } from './tool-fixture';
@@ -41,6 +42,50 @@ describe('npm run storage:verify', () => {
     f.out.lines.length = 0;
     expect(await verify({ deep: true })).toMatchObject({ problems: 0, orphans: 0 });
     expect(f.out.lines.at(-1)).toMatch(/storage and database agree$/);
+  });
+
+  test('run beside the service: a document deleted or moved to S3 after its row was read is no problem', async () => {
+    const local = f.ctx.storage.local;
+    const stat = local.stat.bind(local);
+    /** The file verify looks at first changes under it, as a delete or the background sync would change it then. */
+    const changeFirstFile = (change: (key: string) => Promise<void>) =>
+      jest.spyOn(local, 'stat').mockImplementationOnce(async (key) => {
+        await change(key);
+        return stat(key);
+      });
+
+    let deleted: number | undefined;
+    changeFirstFile(async (key) => {
+      const [row] = await f.database.db.query<{ id: number; customer_id: number }>(
+        'SELECT id, customer_id FROM customer_documents WHERE stored_file_name = $1',
+        [key],
+      );
+      deleted = row.id;
+      await f.app.request().delete(`/api/customers/${row.customer_id}/documents/${row.id}`).expect(204);
+      await f.app.settle();
+    });
+    expect((await verify()).problems).toBe(lostIds().length);
+    expect(deleted).toBeDefined();
+
+    changeFirstFile(() => migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, { ...f.out, line: () => undefined }).then(() => undefined));
+    f.out.lines.length = 0;
+    expect((await verify({ deep: true })).problems).toBe(lostIds().length);
+    expect(f.out.lines.filter((line) => line.startsWith('PROBLEM'))).toHaveLength(lostIds().length);
+    const [{ n }] = await f.database.db.query<{ n: string }>("SELECT count(*) AS n FROM customer_documents WHERE storage = 'local'");
+    expect(Number(n)).toBe(lostIds().length); // everything else moved while verify ran
+  });
+
+  test('a file removed while UPLOAD_DIR is listed is not listed, and does not stop the listing', async () => {
+    const dir = path.join(f.uploadDir, 'listing');
+    await fs.mkdir(dir);
+    for (const name of ['a', 'b', 'c']) await fs.writeFile(path.join(dir, name), name);
+    const seen: string[] = [];
+    for await (const file of walkLocal(dir, new Set())) {
+      // The folder was read in one go: the other two are still in its entries when they are removed.
+      if (seen.length === 0) for (const name of ['a', 'b', 'c']) if (name !== file.key) await fs.rm(path.join(dir, name));
+      seen.push(file.key);
+    }
+    expect(seen).toHaveLength(1);
   });
 
   test('a file of the wrong size, and with --deep one of the wrong content, are named', async () => {
