@@ -23,11 +23,15 @@ export class S3Sync {
   async run(signal?: AbortSignal): Promise<{ moved: number; failed: number }> {
     if (!this.deps.storage.s3) return { moved: 0, failed: 0 };
     // One instance at a time: another instance's run in progress does this work already.
-    const result = await this.deps.db.tryWithLock(MOVE_LOCK, () => this.moveAll(signal));
+    const result = await this.deps.db.tryWithLock(MOVE_LOCK, (_session, lost) => this.moveAll(signal, lost));
     return result ?? { moved: 0, failed: 0 };
   }
 
-  private async moveAll(signal?: AbortSignal): Promise<{ moved: number; failed: number }> {
+  /**
+   * `lost`: the lock went with its database connection. Another mover may hold it now, and a leftover S3 copy may be
+   * removed on the strength of it (FileDeletions), so the pass stops there too; the next takes the lock again.
+   */
+  private async moveAll(signal: AbortSignal | undefined, lost: AbortSignal): Promise<{ moved: number; failed: number }> {
     const { db, logger } = this.deps;
     let moved = 0;
     let failed = 0;
@@ -36,6 +40,10 @@ export class S3Sync {
       if (rows.length === 0) break;
       for (const row of rows) {
         if (signal?.aborted) return { moved, failed };
+        if (lost.aborted) {
+          logger.warn({ moved }, 'the lock that keeps movers apart was lost with its database connection; the next pass goes on');
+          return { moved, failed };
+        }
         try {
           const outcome = await moveToS3(this.deps, row);
           if (outcome.result === 'moved') moved++;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config';
 import { enqueueFileDeletions, FileDeletions } from '../../src/documents/deletions';
+import { MOVE_LOCK } from '../../src/documents/locks';
 import { startService } from '../../src/server';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -187,6 +188,42 @@ describe('S3 outages', () => {
     expect(stored).toEqual(docs.map((d) => `s3:customer-documents/${customerId}/${d.storedFileName}`).sort());
     expect(await queued()).toBe(0);
   });
+
+  (process.env.DATABASE_URL ? test : test.skip)(
+    'a sync whose lock is lost with its database connection goes no further than the document under way; the next pass finishes (Postgres)',
+    async () => {
+      await t.s3!.down();
+      const ids: number[] = [];
+      for (const name of ['a.pdf', 'b.pdf', 'c.pdf']) ids.push((await t.request().post(uploadPath()).attach('file', files.pdf(20_000), name)).body.id);
+      await t.s3!.up();
+      const other = await t.database.openAgain();
+      try {
+        // The first move hangs on S3 while the lock's backend is ended, as a failover or an administrator would.
+        t.s3!.proxy.stall();
+        const pass = t.services.sync.run();
+        await eventually(async () => {
+          const [{ ended }] = await other.query<{ ended: boolean }>(
+            `SELECT coalesce(bool_or(pg_terminate_backend(l.pid)), false) AS ended FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.objid = (hashtextextended($1, 0) & 4294967295)::oid
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            [MOVE_LOCK],
+          );
+          return ended;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 200)); // for the connection's end to reach the holder
+        t.s3!.proxy.unstall();
+        // The end can reach it before its first document or during it: either way it goes no further.
+        const first = await pass;
+        expect(first.moved).toBeLessThanOrEqual(1);
+        const waiting = (await Promise.all(ids.map(row))).filter((r) => r.pending_storage === 's3');
+        expect(waiting).toHaveLength(3 - first.moved);
+        expect(await t.services.sync.run()).toEqual({ moved: 3 - first.moved, failed: 0 });
+      } finally {
+        t.s3!.proxy.unstall();
+        await other.close();
+      }
+    },
+  );
 
   test('invariant: a waiting file that no longer matches its recorded sha256 is not moved: the row stays local, its file stays, no copy is left on S3', async () => {
     await t.s3!.down();
