@@ -98,15 +98,17 @@ function noneMatch(header: string | undefined, etag: string): boolean {
 
 /**
  * One `bytes=` range, or undefined when there is none or it cannot be honoured as one (several ranges, another
- * unit, bad syntax): RFC 9110 lets a server ignore such a header and send the whole file.
+ * unit, bad syntax, a last byte before the first): RFC 9110 lets a server ignore such a header and send the whole
+ * file. Positions past 2^53 are held at 2^53 - 1, beyond any file: a first byte there is past the end (416), a last
+ * byte there is the file's last, a suffix that long is the whole file.
  */
 export function parseRange(header: string | undefined): ByteRange | undefined {
   const match = /^bytes=(\d*)-(\d*)$/.exec(header?.trim() ?? '');
   if (!match) return undefined;
   const [, first, last] = match;
-  const start = first === '' ? undefined : Number(first);
-  const end = last === '' ? undefined : Number(last);
-  if (start === undefined) return end === undefined || !Number.isSafeInteger(end) ? undefined : { suffix: end };
-  if (!Number.isSafeInteger(start) || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) return undefined;
-  return end === undefined ? { start } : { start, end };
+  if (first === '') return last === '' ? undefined : { suffix: position(last) };
+  if (last !== '' && BigInt(last) < BigInt(first)) return undefined;
+  return last === '' ? { start: position(first) } : { start: position(first), end: position(last) };
 }
+
+const position = (digits: string) => Math.min(Number(digits), Number.MAX_SAFE_INTEGER);

@@ -177,6 +177,18 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       }
     });
 
+    test('positions past 2^53: a last byte there reads to the end, a suffix that long is the whole file, a first byte there is 416', async () => {
+      const huge = '99999999999999999999';
+      for (const range of [`bytes=10-${huge}`, `bytes=-${huge}`]) {
+        const res = await download(`${path}/download`).set('Range', range);
+        const start = range.startsWith('bytes=10') ? 10 : 0;
+        expect([res.status, res.headers['content-range']]).toEqual([206, `bytes ${start}-${content.length - 1}/${content.length}`]);
+        expect(binary(res).equals(content.subarray(start))).toBe(true);
+      }
+      const past = await t.request().get(`${path}/download`).set('Range', `bytes=${huge}-`);
+      expect([past.status, past.headers['content-range'], past.body.error.code]).toEqual([416, `bytes */${content.length}`, 'RANGE_NOT_SATISFIABLE']);
+    });
+
     test('several ranges, or a malformed one, get the whole file', async () => {
       for (const range of ['bytes=0-1,5-6', 'bytes=9-3', 'items=0-5']) {
         const res = await download(`${path}/download`).set('Range', range);

@@ -17,7 +17,12 @@ describe('parseRange', () => {
     ['bytes=0-1,4-5', undefined],
     ['pages=1-2', undefined],
     ['bytes=a-b', undefined],
-    ['bytes=99999999999999999999-', undefined],
+    // Past 2^53, beyond any file: held at 2^53 - 1, so the first is 416, the second reads to the end, the third
+    // is the whole file, as for any position past the end.
+    ['bytes=99999999999999999999-', { start: Number.MAX_SAFE_INTEGER }],
+    ['bytes=0-99999999999999999999', { start: 0, end: Number.MAX_SAFE_INTEGER }],
+    ['bytes=-99999999999999999999', { suffix: Number.MAX_SAFE_INTEGER }],
+    ['bytes=99999999999999999999-99999999999999999998', undefined],
   ])('%j is %j', (header, range) => {
     expect(parseRange(header)).toEqual(range);
   });
