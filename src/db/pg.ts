@@ -110,18 +110,19 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     return withClient(async (client) => {
       const s = session(client);
       if (!(await acquireAdvisoryLock(s, name, wait))) return undefined;
-      // If this process dies while holding the lock, its backend must notice and end (releasing the lock), even
-      // in the middle of a long statement (Postgres 14+), or while idle, within about two minutes rather than the
-      // system's two hours of TCP silence; otherwise every later holder waits for it. Set once the lock is held:
-      // a try that finds it taken (the sync job's, every minute) costs one round trip, not three.
-      await s.exec("SET client_connection_check_interval = '5s'").catch(() => undefined);
-      await s.exec('SET tcp_keepalives_idle = 60; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6').catch(() => undefined);
-      // The lock lives and dies with this connection.
+      // The lock lives and dies with this connection: watched from the moment it is held, so a connection lost
+      // during the settings below is not missed.
       const lost = new AbortController();
       const onLost = () => lost.abort(new Error(`the lock ${name} was lost with its database connection`));
       client.on('error', onLost);
       client.on('end', onLost);
       try {
+        // If this process dies while holding the lock, its backend must notice and end (releasing the lock), even
+        // in the middle of a long statement (Postgres 14+), or while idle, within about two minutes rather than the
+        // system's two hours of TCP silence; otherwise every later holder waits for it. Set once the lock is held:
+        // a try that finds it taken (the sync job's, every minute) costs one round trip, not three.
+        await s.exec("SET client_connection_check_interval = '5s'").catch(() => undefined);
+        await s.exec('SET tcp_keepalives_idle = 60; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6').catch(() => undefined);
         return await fn(s, lost.signal);
       } finally {
         client.off('error', onLost);

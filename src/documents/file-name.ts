@@ -3,31 +3,32 @@ const MAX_LENGTH = 255;
 const EXTENSION = /\.([A-Za-z0-9]{1,10})$/;
 
 /**
- * Characters a file name must not keep: control characters; line and paragraph separators, which break a name
- * across lines in a listing or a CSV export; the bidirectional controls that make a name read as another
- * ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf"); and the invisible zero-width space, word joiner and BOM.
- * The zero-width (non-)joiners stay: Persian, Indic scripts and emoji sequences need them.
+ * Characters a file name must not keep: control characters; the bidirectional controls that make a name read as
+ * another ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf"); and the invisible zero-width space, word joiner and
+ * BOM. The zero-width (non-)joiners stay inside a name: Persian, Indic scripts and emoji sequences need them.
  */
-const UNSHOWABLE = /[\p{Cc}\p{Zl}\p{Zp}\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/gu;
+const UNSHOWABLE = /[\p{Cc}\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/gu;
+/** Line and paragraph separators break a name across lines in a listing or a CSV export: a space instead. */
+const SEPARATORS = /[\p{Zl}\p{Zp}]/gu;
+/**
+ * Dots, spaces and joiners at the end: Windows drops trailing dots and spaces when it saves a file, and any of
+ * them after "a.pdf" hides the extension the download name is judged by ("a.pdf." would be saved as "a.pdf..pdf").
+ */
+const TRAILING = /[.\s\u200c\u200d]+$/u;
 
 /**
  * The name a document is listed and downloaded under: what the client sent, minus anything that could not be a
- * file's name (folders, the characters of UNSHOWABLE, trailing dots and spaces), at most 255 characters, its
- * extension kept when cut.
+ * file's name (folders, the characters above, what TRAILING matches), at most 255 characters, its extension kept
+ * when cut.
  */
 export function cleanFileName(raw: string | undefined): string {
   const base = (raw ?? '').normalize('NFC').split(/[/\\]/).pop() ?? '';
-  const cleaned =
-    base
-      .replace(UNSHOWABLE, '')
-      // Trailing dots and spaces: Windows drops them when it saves the file, and "a.pdf." would hide the extension
-      // the download name is judged by (it would be saved as "a.pdf..pdf").
-      .replace(/[.\s]+$/u, '')
-      .trim() || 'file';
+  const cleaned = base.replace(UNSHOWABLE, '').replace(SEPARATORS, ' ').trim().replace(TRAILING, '') || 'file';
   const chars = Array.from(cleaned);
   if (chars.length <= MAX_LENGTH) return cleaned;
   const extension = EXTENSION.exec(cleaned)?.[0] ?? '';
-  return chars.slice(0, MAX_LENGTH - extension.length).join('') + extension;
+  // The cut can end the stem in a dot or a space again.
+  return chars.slice(0, MAX_LENGTH - extension.length).join('').replace(TRAILING, '') + extension;
 }
 
 /** The extension a stored name keeps, so objects in a bucket listing say what they are; '' when it is unusual. */

@@ -81,7 +81,7 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     // already.
     const encoding = req.get('content-encoding')?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
-      return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_ENCODING', `Uploads are not read with Content-Encoding ${encoding}; send the form uncompressed`));
+      return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_ENCODING', 'Uploads are read uncompressed: send the form without a Content-Encoding'));
     }
     // A body that announces more than the limit is refused before a byte of it is read.
     const announced = Number(req.get('content-length'));

@@ -44,5 +44,10 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   }
   // Refused before its body was read (no token, a bad id, too large by its Content-Length, no such route).
   stopReading(req, res);
-  res.status(error.status).set(error.headers).json({ error: { code: error.code, message: error.message } });
+  // An error is about this moment (a file missing, a store down), never to be kept: a browser that stored a 404 for
+  // a document would go on showing it.
+  res
+    .status(error.status)
+    .set({ 'Cache-Control': 'no-store', ...error.headers })
+    .json({ error: { code: error.code, message: error.message } });
 };

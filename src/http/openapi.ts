@@ -583,8 +583,8 @@ export const openApiDocument: Json = {
           fileName: {
             type: 'string',
             description:
-              'The name as uploaded (UTF-8), cleaned: without folders, control characters, line separators, bidi ' +
-              'overrides, zero-width spaces or trailing dots and spaces; at most 255 characters, its extension kept.',
+              'The name as uploaded (UTF-8), cleaned: without folders, control characters, bidi overrides, zero-width ' +
+              'spaces or trailing dots and spaces, line separators made spaces; at most 255 characters, its extension kept.',
           },
           storedFileName: {
             type: ['string', 'null'],

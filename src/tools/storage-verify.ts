@@ -90,10 +90,10 @@ async function checkRows(ctx: ToolContext, options: VerifyOptions, out: Output, 
       Array.from({ length: CONCURRENCY }, async () => {
         for (let row = queue.shift(); row; row = queue.shift()) {
           report.rows++;
-          const problem = await checkRow(ctx, options, row, report);
+          const { checked, problem } = await checkRow(ctx, options, row, report);
           if (problem) {
             report.problems++;
-            out.line(`PROBLEM document ${row.id} (${row.storage}:${storageKeyOf(row)}): ${problem}`);
+            out.line(`PROBLEM document ${checked.id} (${checked.storage}:${storageKeyOf(checked)}): ${problem}`);
           }
         }
       }),
@@ -109,21 +109,28 @@ const MISSING = 'the file is missing';
  * again where the row names it now, since a move to S3 (the background sync, storage:migrate) removes the local file
  * once the row has switched, and a delete removes it once the row is gone.
  */
-async function checkRow(ctx: ToolContext, options: VerifyOptions, row: DocumentRow, report: VerifyReport): Promise<string | undefined> {
+async function checkRow(
+  ctx: ToolContext,
+  options: VerifyOptions,
+  row: DocumentRow,
+  report: VerifyReport,
+): Promise<{ checked: DocumentRow; problem?: string }> {
   const problem = await checkFile(ctx, options, row, report);
-  if (problem !== MISSING) return problem;
+  if (problem !== MISSING) return { checked: row, problem };
   const [now] = await ctx.db.query<DocumentRow>(`SELECT ${ROW_COLUMNS} FROM customer_documents WHERE id = $1`, [row.id]);
-  if (!now) return undefined;
-  if (now.storage === row.storage && storageKeyOf(now) === storageKeyOf(row)) return MISSING;
-  return checkFile(ctx, options, now, report);
+  if (!now) return { checked: row };
+  if (now.storage === row.storage && storageKeyOf(now) === storageKeyOf(row)) return { checked: row, problem };
+  // Reported where the row names its file now, which is where to look.
+  return { checked: now, problem: await checkFile(ctx, options, now, report) };
 }
 
 async function checkFile(ctx: ToolContext, options: VerifyOptions, row: DocumentRow, report: VerifyReport): Promise<string | undefined> {
   const key = storageKeyOf(row);
   if (!key) return 'names no stored file';
-  const driver = ctx.storage.driver(row.storage);
   const recordedSize = row.size === null ? undefined : Number(row.size);
   try {
+    // In the try: a row moved to S3 while this runs without S3 configured is one problem, not the end of the run.
+    const driver = ctx.storage.driver(row.storage);
     const { size } = await driver.stat(key);
     if (recordedSize !== undefined && size !== recordedSize) return `size ${size}, the row says ${recordedSize}`;
     if (!options.deep && !(options.fix && !row.sha256)) return undefined;

@@ -31,6 +31,13 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     expect((await t.request().get(doc.headers.location)).body).toEqual(doc.body);
   });
 
+  test('the name is limited in characters, as the database counts them: 255 emoji fit, 256 do not', async () => {
+    const taken = await t.request().post('/api/customers').send({ name: '🏢'.repeat(255) });
+    expect([taken.status, taken.body.name]).toEqual([201, '🏢'.repeat(255)]);
+    const refused = await t.request().post('/api/customers').send({ name: '🏢'.repeat(256) });
+    expect([refused.status, refused.body.error.message]).toEqual([400, 'name must be at most 255 characters']);
+  });
+
   test('email is optional', async () => {
     const res = await t.request().post('/api/customers').send({ name: 'No Mail Ltd' });
     expect(res.status).toBe(201);

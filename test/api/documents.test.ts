@@ -173,7 +173,7 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
         expect(res.headers.etag).not.toBe(`"${etag}"`);
         expect(res.headers['accept-ranges']).toBeUndefined();
         expect(res.headers['content-security-policy']).toBeUndefined();
-        expect(res.headers['cache-control']).toBeUndefined();
+        expect(res.headers['cache-control']).toBe('no-store');
       }
     });
 

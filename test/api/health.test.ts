@@ -88,7 +88,8 @@ describe('readiness (/ready)', () => {
       const started = performance.now();
       const answers = await Promise.all(Array.from({ length: 50 }, () => t.request().get('/ready')));
       expect(answers.every((res) => res.status === 200 && res.body.checks.storage === 'ok')).toBe(true);
-      expect(check).toHaveBeenCalledTimes(1);
+      // One check, or two should the 50 straddle the end of the first answer's second on a slow machine.
+      expect(check.mock.calls.length).toBeLessThanOrEqual(2);
       while (performance.now() - started < 2_500) await t.request().get('/ready').expect(200);
       const elapsed = performance.now() - started;
       // About once a second: 50 at once and a steady stream for 2.5 s made three or four checks, not hundreds.

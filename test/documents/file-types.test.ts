@@ -67,7 +67,8 @@ describe('file names', () => {
     ['a.pdf. ', 'a.pdf'],
     ['notes.txt...', 'notes.txt'],
     ['...', 'file'],
-    ['two\u2028lines\u2029.pdf', 'twolines.pdf'],
+    ['two\u2028lines\u2029.pdf', 'two lines .pdf'],
+    ['a.pdf\u200d', 'a.pdf'],
     ['zero\u200bwidth\u2060\ufeff.pdf', 'zerowidth.pdf'],
     // Joiners stay: "می‌خواهم" needs its ZWNJ, and 👩‍💻 is one emoji by its ZWJ.
     ['\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u{1f469}\u200d\u{1f4bb}.pdf', '\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u{1f469}\u200d\u{1f4bb}.pdf'],
@@ -83,6 +84,10 @@ describe('file names', () => {
     expect(name).toBe(`${'😀'.repeat(251)}.pdf`);
     const plain = cleanFileName('a'.repeat(300));
     expect(plain).toBe('a'.repeat(255));
+    // A cut that lands after a dot or a space does not leave it at the end.
+    expect(cleanFileName(`${'x'.repeat(254)} ${'y'.repeat(10)}`)).toBe('x'.repeat(254));
+    expect(cleanFileName(`${'x'.repeat(254)}.${'y'.repeat(20)}`)).toBe('x'.repeat(254));
+    expect(cleanFileName(`${'x'.repeat(250)}. ${'y'.repeat(20)}.pdf`)).toBe(`${'x'.repeat(250)}.pdf`);
   });
 
   test('stored names keep a plain extension only', () => {

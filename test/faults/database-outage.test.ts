@@ -68,6 +68,29 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     await eventually(async () => (await t.request().get(`/api/customers/${customerId}/documents`)).status === 200);
   });
 
+  test('a lock whose connection ends while the lock session is being set up is known to be lost', async () => {
+    // Postgres's answer to a SET (CommandComplete "SET"), followed in the same packet by the FATAL of a terminated
+    // backend: the connection ends right after the lock was taken, before its holder starts.
+    const setDone = Buffer.from([0x43, 0, 0, 0, 8, ...Buffer.from('SET\0')]);
+    const fatal = pgMessage('E', ['SFATAL', 'VFATAL', 'C57P01', 'Mterminating connection due to administrator command']);
+    let ended = false;
+    proxy.tamper((chunk) => {
+      if (ended || !chunk.includes(setDone)) return chunk;
+      ended = true;
+      return Buffer.concat([chunk, fatal]);
+    });
+    try {
+      const lost = await t.database.db.withLock('test-lock-set-up', async (_session, signal) => {
+        await eventually(() => signal.aborted, 2_000).catch(() => undefined);
+        return signal.aborted;
+      });
+      expect(ended).toBe(true);
+      expect(lost).toBe(true);
+    } finally {
+      proxy.tamper();
+    }
+  });
+
   test('invariant: with the database down every route answers 503 JSON quickly, and the service recovers by itself once it is back', async () => {
     await proxy.down();
     const started = Date.now();

@@ -67,10 +67,21 @@ describe('npm run storage:verify', () => {
     expect((await verify()).problems).toBe(lostIds().length);
     expect(deleted).toBeDefined();
 
-    changeFirstFile(() => migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, { ...f.out, line: () => undefined }).then(() => undefined));
+    // Moved, and then its S3 object lost too: reported where the row names it now.
+    let movedKey: string | undefined;
+    changeFirstFile(async (key) => {
+      await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, { ...f.out, line: () => undefined });
+      [{ file_path: movedKey }] = await f.database.db.query<{ file_path: string }>(
+        "SELECT file_path FROM customer_documents WHERE stored_file_name = $1 AND storage = 's3'",
+        [key],
+      );
+      await f.ctx.storage.s3!.delete(movedKey);
+    });
     f.out.lines.length = 0;
-    expect((await verify({ deep: true })).problems).toBe(lostIds().length);
-    expect(f.out.lines.filter((line) => line.startsWith('PROBLEM'))).toHaveLength(lostIds().length);
+    expect((await verify({ deep: true })).problems).toBe(lostIds().length + 1);
+    const problems = f.out.lines.filter((line) => line.startsWith('PROBLEM'));
+    expect(problems).toHaveLength(lostIds().length + 1);
+    expect(problems).toContainEqual(expect.stringMatching(new RegExp(`\\(s3:${movedKey}\\): the file is missing$`)));
     const [{ n }] = await f.database.db.query<{ n: string }>("SELECT count(*) AS n FROM customer_documents WHERE storage = 'local'");
     expect(Number(n)).toBe(lostIds().length); // everything else moved while verify ran
   });
