@@ -1,3 +1,4 @@
+import { isUtf8 as isUtf8Bytes } from 'node:buffer';
 import express, { type RequestHandler } from 'express';
 import bytes from 'bytes';
 import { parse as parseContentType } from 'content-type';
@@ -21,8 +22,19 @@ export function jsonBody(limit: string): RequestHandler[] {
     }
     next();
   };
-  return [check, chunkedJson(max), express.json({ limit: max })];
+  return [check, chunkedJson(max), express.json({ limit: max, verify: requireUtf8 })];
 }
+
+/**
+ * body-parser decodes broken UTF-8 into U+FFFD without a word: a name sent with a stray byte would be stored as
+ * another name than the one sent. JSON is UTF-8 (RFC 8259); bytes that are not are refused, as the lone surrogates
+ * the customer's schema refuses.
+ */
+const requireUtf8 = (_req: unknown, _res: unknown, body: Buffer, encoding: string) => {
+  if (encoding.toLowerCase() === 'utf-8' && !isUtf8Bytes(body)) throw notUtf8();
+};
+const notUtf8 = () => new AppError('INVALID_JSON', 400, 'The request body is not valid UTF-8');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * A chunked body (no Content-Length) can only be found too large on the way. express.json would then read the rest
@@ -36,9 +48,16 @@ function chunkedJson(max: number): RequestHandler {
     const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] === undefined || !identity) return next();
     if (!isUtf8(req)) return next();
-    getRawBody(req, { limit: max, encoding: 'utf-8' }, (err, text) => {
+    getRawBody(req, { limit: max }, (err, body) => {
       // raw-body's errors carry express.json's types (entity.too.large, request.aborted): toAppError names them.
       if (err) return next(err);
+      let text: string;
+      try {
+        // As iconv-lite decodes for express.json, a leading BOM dropped; but broken UTF-8 refused (requireUtf8).
+        text = utf8.decode(body);
+      } catch {
+        return next(notUtf8());
+      }
       try {
         // As express.json: an empty body is an empty object, and (strict) anything but an object or array is not
         // JSON here, so "x" and null get INVALID_JSON whichever way they were sent.

@@ -252,7 +252,7 @@ export const openApiDocument: Json = {
             headers: { Location: header('Location') },
             content: jsonBody(schema('Customer')),
           }),
-          '400': errorResponse('The body is not valid JSON, or not a valid customer.', [
+          '400': errorResponse('The body is not valid JSON (or not valid UTF-8), or not a valid customer.', [
             'VALIDATION_FAILED',
             'INVALID_JSON',
             'REQUEST_ABORTED',

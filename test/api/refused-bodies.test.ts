@@ -87,17 +87,19 @@ describe('a body refused before it is read is not read', () => {
     expect(res.sent).toBeLessThan(40 * MB);
   });
 
-  test('a chunked JSON body within its limit is read as any other; broken JSON is 400 INVALID_JSON', async () => {
-    const send = (body: string) =>
+  test('a chunked JSON body within its limit is read as any other; broken JSON or broken UTF-8 is 400 INVALID_JSON', async () => {
+    const send = (body: string | Buffer, { sized = false } = {}) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/customers', headers: { 'Content-Type': 'application/json; charset=utf-8', Authorization: `Bearer ${TOKEN}` } });
+        const headers = { 'Content-Type': 'application/json; charset=utf-8', Authorization: `Bearer ${TOKEN}` };
+        const length = sized ? { 'Content-Length': String(Buffer.byteLength(body)) } : {};
+        const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/customers', headers: { ...headers, ...length } });
         req.on('response', (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
         });
         req.on('error', reject);
-        // Two writes, no length: chunked, split mid-character (ö is two bytes in UTF-8).
+        // Two writes, no length: chunked, split mid-character (ö is two bytes in UTF-8); or the same with a length.
         const bytes = Buffer.from(body);
         req.write(bytes.subarray(0, 15));
         req.end(bytes.subarray(15));
@@ -108,6 +110,15 @@ describe('a body refused before it is read is not read', () => {
     const broken = await send('{"name": "Half');
     expect(broken.status).toBe(400);
     expect(JSON.parse(broken.body).error.code).toBe('INVALID_JSON');
+    // Broken UTF-8 is refused, sized or chunked, rather than stored as U+FFFD; a BOM is not broken.
+    const stray = Buffer.concat([Buffer.from('{"name":"M'), Buffer.from([0xfc]), Buffer.from('ller GmbH"}')]);
+    const sizedAndChunked = async (body: Buffer) =>
+      (await Promise.all([send(body, { sized: true }), send(body)])).map((res) => ({ status: res.status, body: JSON.parse(res.body) }));
+    for (const res of await sizedAndChunked(stray)) {
+      expect([res.status, res.body.error?.code, res.body.error?.message]).toEqual([400, 'INVALID_JSON', 'The request body is not valid UTF-8']);
+    }
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"name":"Bom AG"}')]);
+    for (const res of await sizedAndChunked(bom)) expect([res.status, res.body.name]).toEqual([201, 'Bom AG']);
     // As with a Content-Length (express.json's strict mode): a body that is not an object or array is not JSON here.
     for (const body of ['"x"', 'null', ' 42', '   ']) {
       const chunked = await send(body);
