@@ -27,6 +27,8 @@ export interface S3Config {
   readonly timeoutMs: number;
   /** Attempts per S3 request, the first included; retries back off exponentially with jitter. */
   readonly maxAttempts: number;
+  /** Connections to S3 per pool: one pool for downloads, one for everything else. */
+  readonly maxSockets: number;
 }
 
 export interface Config {
@@ -159,6 +161,9 @@ const schema = z.object({
   S3_MAX_ATTEMPTS: optional(z.string())
     .transform((v) => (v === undefined ? 3 : Number(v)))
     .refine((n) => Number.isInteger(n) && n >= 1 && n <= 10, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'),
+  S3_MAX_SOCKETS: optional(z.string())
+    .transform((v) => (v === undefined ? 256 : Number(v)))
+    .refine((n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'),
   S3_FALLBACK: optional(z.enum(['local', 'fail'], { message: 'S3_FALLBACK accepts local or fail' })),
   SYNC_INTERVAL: duration('SYNC_INTERVAL', '60s', 100),
   SHUTDOWN_TIMEOUT: duration('SHUTDOWN_TIMEOUT', '25s', 0),
@@ -225,6 +230,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
             : undefined,
         timeoutMs: e.S3_TIMEOUT,
         maxAttempts: e.S3_MAX_ATTEMPTS,
+        maxSockets: e.S3_MAX_SOCKETS,
       }
     : undefined;
 

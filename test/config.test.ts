@@ -34,6 +34,7 @@ describe('configuration', () => {
       prefix: 'customer-documents',
       timeoutMs: 10_000,
       maxAttempts: 3,
+      maxSockets: 256,
       endpoint: undefined,
       forcePathStyle: false,
       credentials: undefined,
@@ -108,6 +109,7 @@ describe('configuration', () => {
     [{ S3_TIMEOUT: 'soon' }, 'S3_TIMEOUT accepts a duration'],
     [{ S3_TIMEOUT: '10ms' }, 'S3_TIMEOUT accepts a duration'],
     [{ S3_MAX_ATTEMPTS: '0' }, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'],
+    [{ S3_MAX_SOCKETS: '1.5' }, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'],
     [{ SYNC_INTERVAL: '-5s' }, 'SYNC_INTERVAL accepts a duration'],
     [{ SHUTDOWN_TIMEOUT: '1.5.2' }, 'SHUTDOWN_TIMEOUT accepts a duration'],
   ])('%j is refused, naming the variable and what it accepts', (env, message) => {
@@ -121,8 +123,8 @@ describe('configuration', () => {
       syncIntervalMs: 300_000,
       shutdownTimeoutMs: 10_000,
     });
-    const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5' }).storage.s3;
-    expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5 });
+    const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5', S3_MAX_SOCKETS: '64' }).storage.s3;
+    expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5, maxSockets: 64 });
   });
 
   test('every invalid variable is named at once', () => {

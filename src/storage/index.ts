@@ -36,17 +36,26 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
   const local = instrument(new LocalDriver(config.storage.uploadDir), metrics);
   const s3config = config.storage.s3;
   let s3: S3Driver | undefined;
+  // Made here, one for downloads and one for the rest (see S3Driver), unless a test or tool injects its own.
+  let made: S3Client[] = [];
   if (s3config) {
     const s3module = loadS3();
+    made = s3Client ? [] : [s3module.createS3Client(s3config), s3module.createS3Client(s3config)];
+    const [client, downloads] = s3Client ? [s3Client, s3Client] : made;
     s3 = instrument(
-      new s3module.S3Driver(s3Client ?? s3module.createS3Client(s3config), s3config.bucket, {
-        // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
-        partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
-        // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184 MB
-        // RSS with four, 138–166 MB with two, at the same speed against s3rver.
-        queueSize: 2,
-        prefix: s3config.prefix,
-      }),
+      new s3module.S3Driver(
+        client,
+        s3config.bucket,
+        {
+          // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
+          partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
+          // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184
+          // MB RSS with four, 138–166 MB with two, at the same speed against s3rver.
+          queueSize: 2,
+          prefix: s3config.prefix,
+        },
+        downloads,
+      ),
       metrics,
     );
   }
@@ -63,8 +72,8 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
       return driver;
     },
     close() {
-      // Only a client built here: an injected one is its owner's to destroy.
-      if (s3 && !s3Client) s3.client.destroy();
+      // Only the clients made here: an injected one is its owner's to destroy.
+      for (const client of made) client.destroy();
     },
   };
 }

@@ -40,10 +40,10 @@ export function createS3Client(s3: S3Config): S3Client {
       // Once answered, a download's body streams at its client's pace: its socket may sit idle while a slow client
       // catches up (backpressure), as long as the server's own socket timeout allows, not S3_TIMEOUT.
       socketTimeout: IDLE_TIMEOUT_MS,
-      // Each download holds a socket for as long as its client takes to read it; the SDK's default pool of 50
-      // would let 50 slow downloads stall every other S3 call.
-      httpAgent: { keepAlive: true, maxSockets: 256 },
-      httpsAgent: { keepAlive: true, maxSockets: 256 },
+      // Each download holds a socket for as long as its client takes to read it, so downloads have a client and
+      // pool of their own (createStorage); the SDK's default of 50 would be few for either.
+      httpAgent: { keepAlive: true, maxSockets: s3.maxSockets },
+      httpsAgent: { keepAlive: true, maxSockets: s3.maxSockets },
     },
   };
   if (s3.endpoint) {
@@ -71,10 +71,16 @@ export interface S3DriverOptions {
 export class S3Driver implements StorageDriver {
   readonly name = 's3' as const;
 
+  /**
+   * `downloads` sends the GetObjects: a download holds its socket for as long as its client reads, and clients on
+   * slow lines must not take the sockets that uploads, deletes and the readiness check need. An upload that found
+   * none would wait out S3_TIMEOUT and fall back to local disk. `client` sends everything else.
+   */
   constructor(
     readonly client: S3Client,
     private readonly bucket: string,
     private readonly options: S3DriverOptions,
+    private readonly downloads: S3Client = client,
   ) {}
 
   async put(key: string, body: Readable, { contentType }: { contentType: string }): Promise<void> {
@@ -115,7 +121,7 @@ export class S3Driver implements StorageDriver {
 
     let res;
     try {
-      res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
+      res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
     } catch (err) {
       if (isNotFound(err)) throw new StorageNotFoundError(key, { cause: err });
       if (errorName(err) === 'InvalidRange') throw new RangeNotSatisfiableError(await this.sizeFrom(err, key));

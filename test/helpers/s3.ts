@@ -58,6 +58,7 @@ export async function startS3(bucket = 'test-documents'): Promise<TestS3> {
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     timeoutMs: 2_000,
+    maxSockets: 256,
     maxAttempts: 2,
   };
   const client = createS3Client(config);
