@@ -65,14 +65,26 @@ export function mimeTypeOf(row: Pick<DocumentRow, 'file_type' | 'file_name'>): s
   return mime.lookup(row.file_name) || 'application/octet-stream';
 }
 
+/** What names a row's stored file. */
+type FileOfRow = Pick<DocumentRow, 'storage' | 'file_path' | 'stored_file_name'>;
+
 /**
  * Where a row's bytes are. S3 rows record their full object key in file_path, so a later change of
  * AWS_S3_PREFIX never strands them. Local rows are UPLOAD_DIR/<stored_file_name>: for rows from before this
  * service that is the base name of whatever file_path says, which is where the old server wrote every file.
  */
-export function storageKeyOf(row: Pick<DocumentRow, 'storage' | 'file_path' | 'stored_file_name'>): string | undefined {
+export function storageKeyOf(row: FileOfRow): string | undefined {
   if (row.storage === 's3') return row.file_path;
   return row.stored_file_name ?? undefined;
+}
+
+/**
+ * Whether two reads of a row name the same stored file. A file not found where a row named it may have moved with
+ * the row meanwhile (a move to S3 switches the row, then removes the local file): it is looked for again only when
+ * the row, read again, names another.
+ */
+export function namesSameFile(a: FileOfRow, b: FileOfRow): boolean {
+  return a.storage === b.storage && storageKeyOf(a) === storageKeyOf(b);
 }
 
 /** The S3 key of a document's file: under the prefix and the customer, by its stored name. */

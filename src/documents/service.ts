@@ -9,7 +9,7 @@ import { findCustomer } from '../customers/repository';
 import { type ByteRange, InvalidKeyError, type Storage, StorageNotFoundError, type StoredObject } from '../storage';
 import type { Tasks } from '../tasks';
 import { enqueueFileDeletions, type FileDeletions } from './deletions';
-import { type Document, type DocumentRow, s3KeyFor, storageKeyOf, storedFilesOf, toDocument } from './document';
+import { type Document, type DocumentRow, namesSameFile, s3KeyFor, storageKeyOf, storedFilesOf, toDocument } from './document';
 import { textField } from './fields';
 import { cleanFileName, storedExtension } from './file-name';
 import { resolveMimeType } from './file-types';
@@ -202,7 +202,7 @@ export class DocumentsService {
     } catch (err) {
       if (!(err instanceof StorageNotFoundError)) throw err;
       const now = await repo.findDocument(this.deps.db, row.customer_id, row.id);
-      if (!now || (now.storage === row.storage && storageKeyOf(now) === storageKeyOf(row))) {
+      if (!now || namesSameFile(now, row)) {
         // A row naming no file, or one no driver may read, is as missing as a file that is gone.
         this.deps.logger.warn({ documentId: row.id, storage: row.storage, key: storageKeyOf(row) }, 'the file of a document is missing');
         throw err;

@@ -8,7 +8,8 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * Requires `Authorization: Bearer <token>`, the token one of API_TOKENS or a JWT signed HS256 with JWT_SECRET
- * (exp and nbf honoured; aud and iss required to match JWT_AUDIENCE and JWT_ISSUER when set). With neither configured the API is open (startup warned, or refused in production).
+ * (exp and nbf honoured; aud and iss required to match JWT_AUDIENCE and JWT_ISSUER when set). With neither
+ * configured the API is open (startup warned, or refused in production).
  */
 export function bearerAuth(auth: Config['auth']): RequestHandler {
   if (auth.open) return (_req, _res, next) => next();

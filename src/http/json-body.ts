@@ -1,4 +1,4 @@
-import { isUtf8 as isUtf8Bytes } from 'node:buffer';
+import { isUtf8 } from 'node:buffer';
 import express, { type RequestHandler } from 'express';
 import bytes from 'bytes';
 import { parse as parseContentType } from 'content-type';
@@ -31,7 +31,7 @@ export function jsonBody(limit: string): RequestHandler[] {
  * the customer's schema refuses.
  */
 const requireUtf8 = (_req: unknown, _res: unknown, body: Buffer, encoding: string) => {
-  if (encoding.toLowerCase() === 'utf-8' && !isUtf8Bytes(body)) throw notUtf8();
+  if (encoding.toLowerCase() === 'utf-8' && !isUtf8(body)) throw notUtf8();
 };
 const notUtf8 = () => new AppError('INVALID_JSON', 400, 'The request body is not valid UTF-8');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -47,7 +47,7 @@ function chunkedJson(max: number): RequestHandler {
   return (req, _res, next) => {
     const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] === undefined || !identity) return next();
-    if (!isUtf8(req)) return next();
+    if (!declaresUtf8(req)) return next();
     getRawBody(req, { limit: max }, (err, body) => {
       // raw-body's errors carry express.json's types (entity.too.large, request.aborted): toAppError names them.
       if (err) return next(err);
@@ -74,7 +74,8 @@ function chunkedJson(max: number): RequestHandler {
 /** What body-parser's strict mode requires: after JSON's whitespace, an object or an array. */
 const STRICT_START = /^[ \t\n\r]*[{[]/;
 
-function isUtf8(req: Parameters<RequestHandler>[0]): boolean {
+/** Whether the Content-Type names no charset, or UTF-8. */
+function declaresUtf8(req: Parameters<RequestHandler>[0]): boolean {
   try {
     const charset = parseContentType(req.headers['content-type'] ?? '').parameters.charset?.toLowerCase();
     return charset === undefined || charset === 'utf-8';

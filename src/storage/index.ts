@@ -37,10 +37,10 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
   const s3config = config.storage.s3;
   let s3: S3Driver | undefined;
   // Made here, one for downloads and one for the rest (see S3Driver), unless a test or tool injects its own.
-  let made: S3Client[] = [];
+  const made: S3Client[] = [];
   if (s3config) {
     const s3module = loadS3();
-    made = s3Client ? [] : [s3module.createS3Client(s3config), s3module.createS3Client(s3config)];
+    if (!s3Client) made.push(s3module.createS3Client(s3config), s3module.createS3Client(s3config));
     const [client, downloads] = s3Client ? [s3Client, s3Client] : made;
     s3 = instrument(
       new s3module.S3Driver(

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StorageName } from '../config';
-import { type DocumentRow, s3KeyFor, storageKeyOf } from '../documents/document';
+import { type DocumentRow, namesSameFile, s3KeyFor, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
 import { isValidKey, StorageNotFoundError } from '../storage';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
@@ -119,7 +119,7 @@ async function checkRow(
   if (problem !== MISSING) return { checked: row, problem };
   const [now] = await ctx.db.query<DocumentRow>(`SELECT ${ROW_COLUMNS} FROM customer_documents WHERE id = $1`, [row.id]);
   if (!now) return { checked: row };
-  if (now.storage === row.storage && storageKeyOf(now) === storageKeyOf(row)) return { checked: row, problem };
+  if (namesSameFile(now, row)) return { checked: row, problem };
   // Reported where the row names its file now, which is where to look.
   return { checked: now, problem: await checkFile(ctx, options, now, report) };
 }
