@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import client from 'prom-client';
+import parseurl from 'parseurl';
 import type { StorageName } from './config';
 
 /**
@@ -82,7 +83,10 @@ export function metricsMiddleware(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const end = metrics.requestDuration.startTimer();
     res.once('close', () => {
-      const labels = { method: req.method, route: req.route ? routeTemplate(req.originalUrl, req.route.path) : 'unmatched' };
+      // The path Express routed by: a request target in absolute form (`GET http://any-host/health`) is routed by its
+      // path alone, and its scheme and host, which a client makes up at will, must not become series.
+      const pathname = parseurl.original(req)?.pathname ?? '';
+      const labels = { method: req.method, route: req.route ? routeTemplate(pathname, req.route.path) : 'unmatched' };
       end(labels);
       metrics.requests.inc({ ...labels, status: String(res.statusCode) });
     });
@@ -95,11 +99,11 @@ const COLLECTIONS = new Set(['customers', 'documents']);
 /**
  * The template of a matched request: its route's own path (already a template, e.g. `/:documentId/download`) under
  * the mount path it was reached through, whose parameters are named after the collection before them
- * (`/api/customers/5/documents` → `/api/customers/:customerId/documents`). Read from the URL, since Express has
- * restored req.baseUrl by the time the response closes.
+ * (`/api/customers/5/documents` → `/api/customers/:customerId/documents`). Read from the request's path, since
+ * Express has restored req.baseUrl by the time the response closes.
  */
-export function routeTemplate(originalUrl: string, routePath: string): string {
-  const segments = (originalUrl.split('?')[0] ?? '').split('/').filter(Boolean);
+export function routeTemplate(pathname: string, routePath: string): string {
+  const segments = pathname.split('/').filter(Boolean);
   const tail = routePath.split('/').filter(Boolean);
   const base = segments.slice(0, Math.max(0, segments.length - tail.length));
   // Whatever stands after a collection is its id, digits or not: a client's garbage never becomes a new series.

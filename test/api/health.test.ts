@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { READY_MAX_AGE_MS } from '../../src/http/health';
 import { startTestApp } from '../helpers/app';
 import { createTestDb } from '../helpers/db';
@@ -142,6 +143,30 @@ describe('metrics (/metrics)', () => {
       expect(text).toContain('document_file_deletions_pending 0');
       expect(text).toContain('documents_pending_move 0');
       expect(text).toContain('process_resident_memory_bytes');
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a request target in absolute form is counted by its path: made-up hosts make no new series', async () => {
+    const t = await startTestApp();
+    try {
+      const port = await t.listen();
+      const get = (target: string) =>
+        new Promise<number>((resolve, reject) => {
+          // Node's client sends `path` as the request target as it is: here `GET http://host-1/health HTTP/1.1`.
+          http.get({ host: '127.0.0.1', port, path: target }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          }).on('error', reject);
+        });
+      for (let i = 0; i < 3; i++) expect(await get(`http://host-${i}.example/health?x=${i}`)).toBe(200);
+      expect(await get('http://host-3.example/api/customers/1/documents')).toBe(404);
+      await eventually(async () => /route="\/health",status="200"} 3/.test((await t.request().get('/metrics')).text));
+      const text = (await t.request().get('/metrics')).text;
+      expect(text).toContain('http_requests_total{method="GET",route="/health",status="200"} 3');
+      expect(text).toContain('http_requests_total{method="GET",route="/api/customers/:customerId/documents",status="404"} 1');
+      expect(text).not.toContain('example');
     } finally {
       await t.close();
     }
