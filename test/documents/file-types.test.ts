@@ -90,6 +90,13 @@ describe('file names', () => {
     expect(cleanFileName(`${'x'.repeat(250)}. ${'y'.repeat(20)}.pdf`)).toBe(`${'x'.repeat(250)}.pdf`);
   });
 
+  test('runs of dots, spaces and joiners stay inside a name and go from its end, however long', () => {
+    expect(cleanFileName(`a${'. '.repeat(8000)}b.pdf`)).toBe('a.pdf');
+    expect(cleanFileName(`a${'. '.repeat(100)}b.pdf`)).toBe(`a${'. '.repeat(100)}b.pdf`);
+    expect(cleanFileName(`report${'.'.repeat(50_000)} \u200d`)).toBe('report');
+    expect(cleanFileName('\u200c'.repeat(50_000))).toBe('file');
+  });
+
   test('stored names keep a plain extension only', () => {
     expect(storedExtension('Scan.PDF')).toBe('.pdf');
     expect(storedExtension('archive.tar.gz')).toBe('.gz');
