@@ -29,8 +29,8 @@ function trimTrailing(name: string): string {
 
 /**
  * The name a document is listed and downloaded under: what the client sent, minus anything that could not be a
- * file's name (folders, the characters above, dots, spaces and joiners at its end), at most 255 characters, its extension kept
- * when cut.
+ * file's name (folders, the characters above, dots, spaces and joiners at its end), at most 255 characters, its
+ * extension kept when cut.
  */
 export function cleanFileName(raw: string | undefined): string {
   const base = (raw ?? '').normalize('NFC').split(/[/\\]/).pop() ?? '';
