@@ -92,17 +92,26 @@ const list = optional(z.string()).transform((v) =>
   (v ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0),
 );
 
-/** A duration: a number of seconds, or a number with a unit (500ms, 10s, 2m). */
+/** The longest timer Node keeps: a longer one fires after 1 ms, so a sync interval of 30d would run without pause. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration: a number of seconds, or a number with a unit (500ms, 10s, 2m), at most about 24 days. */
 const duration = (name: string, fallback: string, min: number) =>
   optional(z.string()).transform((v, ctx) => {
     const text = (v ?? fallback).trim();
     const value = /^\d+$/.test(text) ? Number(text) * 1000 : ms(text as ms.StringValue);
-    if (!Number.isFinite(value) || value < min) {
-      ctx.addIssue({ code: 'custom', message: `${name} accepts a duration such as 30s, 500ms or 2m (a bare number is seconds), at least ${ms(min)}` });
+    if (!Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} accepts a duration such as 30s, 500ms or 2m (a bare number is seconds), from ${ms(min)} to 24d`,
+      });
       return z.NEVER;
     }
     return value;
   });
+
+/** What bytes.parse reads right: whole bytes, or a number with one of its units (500kb, 1.5gb). */
+const SIZE = /^(?:\d+|\d+(?:\.\d+)?\s*(?:kb|mb|gb|tb|pb))$/i;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -113,7 +122,8 @@ const schema = z.object({
     .refine((n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'PORT accepts a port number from 0 to 65535'),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS, { message: `LOG_LEVEL accepts one of ${LOG_LEVELS.join(', ')}` })),
   DATABASE_URL: optional(
-    z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), 'DATABASE_URL accepts a postgres:// or postgresql:// URL'),
+    // Parsed here as pg will parse it: a port that is not a number would otherwise fail at startup as "Invalid URL".
+    z.string().refine((v) => /^postgres(ql)?:\/\//.test(v) && URL.canParse(v), 'DATABASE_URL accepts a postgres:// or postgresql:// URL'),
   ),
   PGLITE_DATA_DIR: optional(z.string()),
   STORAGE_DRIVER: optional(z.enum(['s3', 'local'], { message: 'STORAGE_DRIVER accepts s3 or local' })),
@@ -138,7 +148,9 @@ const schema = z.object({
   ),
   AWS_S3_FORCE_PATH_STYLE: bool('AWS_S3_FORCE_PATH_STYLE'),
   MAX_UPLOAD_SIZE: optional(z.string()).transform((v, ctx) => {
-    const n = v === undefined ? bytes.parse('25mb') : bytes.parse(v);
+    // Checked whole before bytes.parse, which reads what it does not know as a number of bytes: 25M would be 25.
+    const text = (v ?? '25mb').trim();
+    const n = SIZE.test(text) ? bytes.parse(text) : null;
     if (n === null || !Number.isSafeInteger(n) || n < 1) {
       ctx.addIssue({ code: 'custom', message: 'MAX_UPLOAD_SIZE accepts a size such as 25mb or 1gb, or a number of bytes' });
       return z.NEVER;

@@ -72,6 +72,9 @@ describe('configuration', () => {
     expect(load({ MAX_UPLOAD_SIZE: '1gb' }).uploads.maxBytes).toBe(1024 ** 3);
     expect(load({ MAX_UPLOAD_SIZE: '500KB' }).uploads.maxBytes).toBe(500 * 1024);
     expect(load({ MAX_UPLOAD_SIZE: '1048576' }).uploads.maxBytes).toBe(1048576);
+    // Pasted with a space around it, or with a space before its unit, as bytes.format writes it.
+    expect(load({ MAX_UPLOAD_SIZE: ' 25mb ' }).uploads.maxBytes).toBe(25 * 1024 * 1024);
+    expect(load({ MAX_UPLOAD_SIZE: '1.5 GB' }).uploads.maxBytes).toBe(1.5 * 1024 ** 3);
   });
 
   test('lists: allowed types, tokens and origins', () => {
@@ -96,12 +99,17 @@ describe('configuration', () => {
     [{ AWS_ACCESS_KEY_ID: 'AKIA' }, 'AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: set both'],
     [{ MAX_UPLOAD_SIZE: 'huge' }, 'MAX_UPLOAD_SIZE accepts a size such as 25mb'],
     [{ MAX_UPLOAD_SIZE: '0' }, 'MAX_UPLOAD_SIZE accepts'],
+    // Units bytes.parse does not know, which it would read as so many bytes: 25M as 25.
+    [{ MAX_UPLOAD_SIZE: '25M' }, 'MAX_UPLOAD_SIZE accepts'],
+    [{ MAX_UPLOAD_SIZE: '25MiB' }, 'MAX_UPLOAD_SIZE accepts'],
+    [{ MAX_UPLOAD_SIZE: '1.5' }, 'MAX_UPLOAD_SIZE accepts'],
     [{ ALLOWED_FILE_TYPES: 'pdf,png' }, 'ALLOWED_FILE_TYPES accepts comma-separated MIME types'],
     [{ API_TOKENS: 'short' }, 'API_TOKENS accepts comma-separated tokens of at least 16 characters'],
     [{ JWT_SECRET: 'too-short' }, 'JWT_SECRET accepts a secret of at least 32 characters'],
     [{ CORS_ORIGINS: 'crm.example.com' }, 'CORS_ORIGINS accepts comma-separated origins'],
     [{ CORS_ORIGINS: 'https://crm.example.com/app' }, 'CORS_ORIGINS accepts'],
     [{ DATABASE_URL: 'mysql://localhost/crm' }, 'DATABASE_URL accepts a postgres://'],
+    [{ DATABASE_URL: 'postgres://crm@127.0.0.1:notaport/crm' }, 'DATABASE_URL accepts a postgres://'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL accepts one of'],
     [{ AWS_S3_BUCKET_NAME: 'b-1', AWS_S3_PREFIX: '.archive' }, 'AWS_S3_PREFIX accepts folder names'],
     [{ AWS_S3_BUCKET_NAME: 'b-1', AWS_S3_PREFIX: 'a//b' }, 'AWS_S3_PREFIX accepts folder names'],
@@ -112,6 +120,9 @@ describe('configuration', () => {
     [{ S3_MAX_SOCKETS: '1.5' }, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'],
     [{ SYNC_INTERVAL: '-5s' }, 'SYNC_INTERVAL accepts a duration'],
     [{ SHUTDOWN_TIMEOUT: '1.5.2' }, 'SHUTDOWN_TIMEOUT accepts a duration'],
+    // Past what a Node timer holds, which would fire at once: a sync job without pause, a shutdown without a drain.
+    [{ SYNC_INTERVAL: '30d' }, 'SYNC_INTERVAL accepts a duration such as 30s, 500ms or 2m (a bare number is seconds), from 100ms to 24d'],
+    [{ SHUTDOWN_TIMEOUT: '2147484' }, 'SHUTDOWN_TIMEOUT accepts a duration'],
   ])('%j is refused, naming the variable and what it accepts', (env, message) => {
     expect(failure(env)).toContain(message);
   });
@@ -125,6 +136,7 @@ describe('configuration', () => {
     });
     const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5', S3_MAX_SOCKETS: '64' }).storage.s3;
     expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5, maxSockets: 64 });
+    expect(load({ SYNC_INTERVAL: '24d' }).reliability.syncIntervalMs).toBe(24 * 86_400_000);
   });
 
   test('every invalid variable is named at once', () => {
