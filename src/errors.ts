@@ -88,3 +88,16 @@ export const customerNotFound = (id: number | string) =>
 
 export const documentNotFound = (id: number | string) =>
   new NotFoundError('DOCUMENT_NOT_FOUND', `Document ${id} does not exist for this customer`);
+
+/**
+ * An error and its causes in one line: "the database is not available" says what, its cause says why (a refused
+ * connection, a host that does not resolve). For ops, where a stack would bury the reason.
+ */
+export function explain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err; e && parts.length < 5; e = (e as { cause?: unknown }).cause) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (message && !parts.includes(message)) parts.push(message);
+  }
+  return parts.join(': ');
+}

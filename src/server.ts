@@ -9,6 +9,7 @@ import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config'
 import { createDb, type Db } from './db';
 import { migrate } from './db/migrate';
 import { answerClientError } from './http/client-error';
+import { explain } from './errors';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { createServices, type Services } from './services';
@@ -154,7 +155,8 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err) => {
-    console.error('startup failed:', err instanceof Error ? err.message : err);
+    // With its causes: "the database is not available" says what, "connect ECONNREFUSED 10.0.0.5:5432" says why.
+    console.error('startup failed:', explain(err));
     process.exit(1);
   });
 }

@@ -1,4 +1,4 @@
-import { AppError } from '../errors';
+import { AppError, explain } from '../errors';
 import { HelpRequested, ToolError } from './context';
 
 /** Where a tool writes its report: lines on stdout, and whether that is a terminal (for a progress bar). */
@@ -44,17 +44,4 @@ export function runTool(main: (argv: string[], out: Output, signal: AbortSignal)
 /** What node:util's parseArgs throws for an unknown option, a missing value, a stray argument. */
 function isArgumentError(err: unknown): boolean {
   return String((err as { code?: unknown })?.code).startsWith('ERR_PARSE_ARGS_');
-}
-
-/**
- * An error and its causes in one line: "the database is not available" says what, its cause says why (a refused
- * connection, a host that does not resolve). A known failure needs no stack; a bug (anything else) keeps its stack.
- */
-export function explain(err: unknown): string {
-  const parts: string[] = [];
-  for (let e = err; e && parts.length < 5; e = (e as { cause?: unknown }).cause) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (message && !parts.includes(message)) parts.push(message);
-  }
-  return parts.join(': ');
 }
