@@ -1,4 +1,5 @@
-import type { RequestHandler } from 'express';
+import type { Writable } from 'node:stream';
+import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
 import bytes from 'bytes';
 import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
@@ -18,6 +19,8 @@ interface UploadState {
   storing?: Promise<unknown>;
   /** Answers with the store's refusal at once. */
   readonly refuse: (err: unknown) => void;
+  /** The form's parser, once multer has made it. */
+  busboy?: Writable;
 }
 
 /**
@@ -56,14 +59,31 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     },
   };
 
-  const parse = multer({
+  const options: multer.Options & { streamHandler: (req: Request, busboy: Writable) => void } = {
     storage: engine,
+    // The body, fed to busboy as multer would, and counted: a chunked body announces no length, and one that goes
+    // on past the largest file and its form is refused there, whatever else is wrong with it. Without this, a form
+    // multer refuses itself (a file in another field, a field over its limit) or one that never reaches a file
+    // would be read to its end, however long, before multer answers.
+    streamHandler(req, busboy) {
+      const upload = uploads.get(req)!;
+      upload.busboy = busboy;
+      if (req.headers['content-length'] === undefined) {
+        let received = 0;
+        req.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          if (received > maxBytes + MULTIPART_ALLOWANCE) upload.refuse(tooLarge(maxBytes));
+        });
+      }
+      req.pipe(busboy);
+    },
     // Browsers send file names as raw UTF-8 in the part header; busboy's default reads them as latin1.
     defParamCharset: 'utf8',
     // One byte over the limit, so the inspector sees the file cross it (and refuses at once) before busboy
     // would truncate it there.
     limits: { fileSize: maxBytes + 1, files: 1, fields: 10, fieldSize: 16 * 1024, parts: 12, headerPairs: 50 },
-  }).single('file');
+  };
+  const parse = multer(options).single('file');
 
   return (req, res, next) => {
     // The customer is looked up while the body streams, not before it: a known one no longer waits a database round
@@ -85,9 +105,7 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     }
     // A body that announces more than the limit is refused before a byte of it is read.
     const announced = Number(req.get('content-length'));
-    if (announced > maxBytes + MULTIPART_ALLOWANCE) {
-      return void fail(new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`));
-    }
+    if (announced > maxBytes + MULTIPART_ALLOWANCE) return void fail(tooLarge(maxBytes));
     let answered = false;
     const answer = async (err?: unknown) => {
       if (answered) return;
@@ -101,13 +119,23 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     const upload: UploadState = {
       customerId,
       refusal,
-      // An upload the store refused is answered now, not when multer has read the rest of the body (it never will).
+      // An upload refused midway is answered now, not when multer has read the rest of the body (it never will).
+      // The parser goes too, so that it starts no file from what it still holds; a file under way fails with it,
+      // and the answer waits until its store has discarded what it received.
       refuse: (err) => {
+        if (answered) return;
         stopReading(req, res);
+        // multer drains the body when the parser fails, to answer once it has ended: stopped again after that.
+        upload.busboy?.once('close', () => stopReading(req, res)).destroy(err as Error);
         void answer(err);
       },
     };
     uploads.set(req, upload);
+    // An unknown customer (or the database away) is the answer as soon as the lookup says so, even before the form
+    // reaches its file. A file under way is failed by its store instead (DocumentsService.store), which discards it.
+    void refusal.then((err) => {
+      if (err && !upload.storing) upload.refuse(err);
+    });
     parse(req, res, answer);
   };
 }
@@ -125,9 +153,7 @@ const MULTER_MESSAGES: Record<string, string> = {
 function toUploadError(err: unknown, maxBytes: number): unknown {
   if (err instanceof AppError) return err;
   if (err instanceof multer.MulterError) {
-    if (err.code === 'LIMIT_FILE_SIZE') {
-      return new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`, { cause: err });
-    }
+    if (err.code === 'LIMIT_FILE_SIZE') return tooLarge(maxBytes, err);
     return new BadRequestError('INVALID_UPLOAD', MULTER_MESSAGES[err.code] ?? err.message, { cause: err });
   }
   // Anything else busboy raises is a body it could not parse ("Unexpected end of form", "Malformed part
@@ -136,4 +162,8 @@ function toUploadError(err: unknown, maxBytes: number): unknown {
     return new BadRequestError('INVALID_MULTIPART', `The multipart body could not be read: ${err.message}`, { cause: err });
   }
   return err;
+}
+
+function tooLarge(maxBytes: number, cause?: unknown): PayloadTooLargeError {
+  return new PayloadTooLargeError(`The file is larger than the ${bytes.format(maxBytes)} allowed`, { cause });
 }

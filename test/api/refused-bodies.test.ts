@@ -10,7 +10,14 @@ const TOKEN = 'crm-frontend-token-0123456789';
  * hostile one would. Resolves once the connection is gone or everything was sent, with the answer and how much the
  * server took in the meantime.
  */
-function pushBody(port: number, method: string, path: string, headers: Record<string, string>, total: number, { chunked = false } = {}) {
+function pushBody(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  total: number,
+  { chunked = false, prefix = '' } = {},
+) {
   return new Promise<{ status: number; connection?: string; body: string; sent: number }>((resolve) => {
     let status = 0;
     let connection: string | undefined;
@@ -33,6 +40,10 @@ function pushBody(port: number, method: string, path: string, headers: Record<st
     req.on('error', finish);
     req.on('close', finish);
     const chunk = Buffer.alloc(64 * 1024, 'x');
+    if (prefix) {
+      req.write(prefix);
+      sent += Buffer.byteLength(prefix);
+    }
     const write = () => {
       while (!finished && sent < total) {
         const n = Math.min(chunk.length, total - sent);
@@ -85,6 +96,22 @@ describe('a body refused before it is read is not read', () => {
     expect(JSON.parse(res.body).error.code).toBe('BODY_TOO_LARGE');
     expect(res.connection).toBe('close');
     expect(res.sent).toBeLessThan(40 * MB);
+  });
+
+  // Without a Content-Length, nothing says up front how long the body will go on. Each of these forms is refused on
+  // the way: by the customer lookup, or once the body passes the largest file and its form (1 MB + 1 MB here).
+  const file = (field: string) => `--b\r\nContent-Disposition: form-data; name="${field}"; filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\n`;
+  test.each([
+    ['for an unknown customer, before the form reaches a file', () => '/api/customers/999999/documents', '', 404, 'CUSTOMER_NOT_FOUND'],
+    ['that never reaches a boundary', () => `/api/customers/${customerId}/documents`, '', 413, 'FILE_TOO_LARGE'],
+    ['with its file in another field', () => `/api/customers/${customerId}/documents`, file('other'), 413, 'FILE_TOO_LARGE'],
+    ['with a file past the limit', () => `/api/customers/${customerId}/documents`, file('file'), 413, 'FILE_TOO_LARGE'],
+  ])('a chunked upload %s: answered on the way, Connection: close, and the rest is not read', async (_name, path, prefix, status, code) => {
+    const res = await pushBody(port, 'POST', path(), multipart, 200 * MB, { chunked: true, prefix });
+    expect([res.status, JSON.parse(res.body).error.code, res.connection]).toEqual([status, code, 'close']);
+    expect(res.sent).toBeLessThan(40 * MB);
+    await t.settle();
+    expect(await t.storedFiles()).toEqual([]);
   });
 
   test('a chunked JSON body within its limit is read as any other; broken JSON or broken UTF-8 is 400 INVALID_JSON', async () => {
