@@ -82,7 +82,7 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
   // answered it above. Every method no route takes gets the same JSON 404.
   app.use((req, res, next) => (req.method === 'OPTIONS' ? notFound(req, res, next) : next()));
 
-  app.use(healthRouter({ db, storage, s3Fallback: config.reliability.s3Fallback }));
+  app.use(healthRouter({ db, storage, s3Fallback: config.reliability.s3Fallback, logger }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument);
   });

@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import type { Db } from '../db';
 import { MIGRATIONS_DIR, pendingMigrations } from '../db/migrate';
-import { RETRY_AFTER_SECONDS } from '../errors';
+import { explain, RETRY_AFTER_SECONDS } from '../errors';
+import type { Logger } from '../logger';
 import type { Storage } from '../storage';
 import { within } from '../timeout';
 
@@ -16,15 +17,19 @@ export function healthRouter({
   db,
   storage,
   s3Fallback,
+  logger,
   migrationsDir = MIGRATIONS_DIR,
 }: {
   db: Db;
   storage: Storage;
   s3Fallback: 'local' | 'fail';
+  logger: Logger;
   migrationsDir?: string;
 }): Router {
   const router = Router();
   let migrated = false;
+  // What the last check found failing, and why: logged when that changes, not on every probe.
+  let lastFailures = '';
 
   router.get('/health', async (_req, res) => {
     const body = { storage: storage.primary.name, database: db.kind };
@@ -45,14 +50,35 @@ export function healthRouter({
    * so however often /ready is called, S3 and the database are asked at most about once a second.
    */
   const readiness = reuseFor(READY_MAX_AGE_MS, async (): Promise<Record<string, Check>> => {
+    const failures: Failure[] = [];
     const [database, migrations, store] = await Promise.all([
       db.ping(2_000),
       // Once every migration is seen applied, it stays so for this process's life (the files do not change).
-      migrated || withTimeout(pendingMigrations(db, migrationsDir).then((pending) => (migrated = pending.length === 0))),
-      storageCheck(),
+      migrated ||
+        passes('migrations', failures, async () => {
+          const pending = await pendingMigrations(db, migrationsDir);
+          if (pending.length > 0) throw new Error(`${pending.length} migration(s) not applied yet`);
+          migrated = true;
+        }),
+      storageCheck(failures),
     ]);
+    if (!database) failures.push({ check: 'database', err: new Error('The database does not answer') });
+    report(failures);
     return { database: database ? 'ok' : 'failing', migrations: migrations ? 'ok' : 'failing', storage: store };
   });
+
+  /**
+   * /ready's answer says only what fails (it needs no token); the log says why, once per change: a platform whose
+   * health check never passes (an UPLOAD_DIR the service may not write, a bucket that does not exist) would
+   * otherwise show ops an empty log.
+   */
+  function report(failures: Failure[]): void {
+    const summary = failures.map((f) => `${f.check}: ${explain(f.err)}`).join('; ');
+    if (summary === lastFailures) return;
+    if (failures.length === 0) logger.info('readiness checks pass again');
+    for (const { check, err } of failures) logger.warn({ check, err }, `readiness check failing: ${check}`);
+    lastFailures = summary;
+  }
 
   router.get('/ready', async (_req, res) => {
     const checks = await readiness();
@@ -72,10 +98,10 @@ export function healthRouter({
    * 'degraded': S3 fails but uploads are kept on local disk meanwhile (S3_FALLBACK=local), so the instance still
    * takes uploads and stays ready; a platform that pulled it out of rotation would take it offline for nothing.
    */
-  async function storageCheck(): Promise<Check> {
-    if (await withTimeout(storage.primary.check().then(() => true))) return 'ok';
+  async function storageCheck(failures: Failure[]): Promise<Check> {
+    if (await passes(`storage (${storage.primary.name})`, failures, () => storage.primary.check())) return 'ok';
     if (storage.primary.name !== 's3' || s3Fallback !== 'local') return 'failing';
-    return (await withTimeout(storage.local.check().then(() => true))) ? 'degraded' : 'failing';
+    return (await passes('storage (local fallback)', failures, () => storage.local.check())) ? 'degraded' : 'failing';
   }
 
   return router;
@@ -101,5 +127,26 @@ function reuseFor<T>(maxAgeMs: number, work: () => Promise<T>): () => Promise<T>
   };
 }
 
-/** False when `check` fails or takes longer than 3 s: a readiness probe must answer in time itself. */
-const withTimeout = (check: Promise<boolean>) => within(check, 3_000, false);
+interface Failure {
+  check: string;
+  err: unknown;
+}
+
+/**
+ * Whether `check` succeeds within 3 s (a readiness probe must answer in time itself). When it does not, why is added
+ * to `failures`.
+ */
+async function passes(check: string, failures: Failure[], work: () => Promise<unknown>): Promise<boolean> {
+  const timedOut = new Error('No answer within 3 s');
+  const err = await within(
+    work().then(
+      () => undefined,
+      (e: unknown) => e ?? new Error('failed'),
+    ),
+    3_000,
+    timedOut,
+  );
+  if (err === undefined) return true;
+  failures.push({ check, err });
+  return false;
+}

@@ -7,6 +7,7 @@ import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
 import { createLogger } from '../../src/logger';
+import { READY_MAX_AGE_MS } from '../../src/http/health';
 import { startService } from '../../src/server';
 import { createStorage } from '../../src/storage';
 import { createTestDb } from '../helpers/db';
@@ -134,4 +135,36 @@ test('an S3 error naming the access key is logged without it, however deep in th
   const written = lines.join('');
   expect(written).toContain('InvalidAccessKeyId');
   expect(written).not.toContain('AKIAEXAMPLEKEYID0001');
+});
+
+test('a readiness check that fails is logged with its reason, once per change, and its recovery too', async () => {
+  const lines: string[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  const database = await createTestDb();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ready-log-'));
+  try {
+    await migrate(database.db);
+    // UPLOAD_DIR under a file: no folder can be made there, as for a volume the service may not write, root or not.
+    await fs.writeFile(path.join(dir, 'volume'), '');
+    const config = loadConfig({ NODE_ENV: 'test', UPLOAD_DIR: path.join(dir, 'volume', 'uploads') });
+    const app = createApp({ config, db: database.db, storage: createStorage(config), logger: createLogger('info', sink) });
+    const ready = async () => (await supertest(app).get('/ready')).status;
+    expect(await ready()).toBe(503);
+    const failing = () => lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'readiness check failing: storage (local)');
+    expect(failing()).toHaveLength(1);
+    expect(failing()[0].err.message).toMatch(/ENOTDIR/);
+    // The same failure again is not logged again.
+    await new Promise((r) => setTimeout(r, READY_MAX_AGE_MS + 50));
+    expect(await ready()).toBe(503);
+    expect(failing()).toHaveLength(1);
+    // Fixed by ops: the next check passes, and says so.
+    await fs.rm(path.join(dir, 'volume'));
+    await new Promise((r) => setTimeout(r, READY_MAX_AGE_MS + 50));
+    expect(await ready()).toBe(200);
+    expect(lines.map((l) => JSON.parse(l).msg)).toContain('readiness checks pass again');
+  } finally {
+    await database.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
