@@ -3,12 +3,12 @@ import pino from 'pino';
 import { type Config, ConfigError, loadConfig } from '../config';
 import { createDb, type Db } from '../db';
 import { DataDirInUseError } from '../errors';
-import { migrate } from '../db/migrate';
+import { pendingMigrations } from '../db/migrate';
 import { FileDeletions } from '../documents/deletions';
 import { createLogger, type Logger } from '../logger';
 import { createStorage, type Storage } from '../storage';
 
-/** What an ops tool works with: the service's own configuration, database (migrated) and storage. */
+/** What an ops tool works with: the service's own configuration, database (upgraded by the service) and storage. */
 export interface ToolContext {
   config: Config;
   db: Db;
@@ -45,7 +45,20 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
       }
       throw err;
     }));
-  await migrate(db);
+  // The tools check and move; they do not change the schema. A database the service has not upgraded is either not
+  // the service's (a wrong DATABASE_URL, where a check would create its tables) or the CRM's before the service's
+  // first start (where even a dry run would upgrade it).
+  const pending = await pendingMigrations(db).catch(async (err: unknown) => {
+    if (!options.db) await db.close();
+    throw err;
+  });
+  if (pending.length > 0) {
+    if (!options.db) await db.close();
+    throw new ToolError(
+      `The database is not upgraded for this service: ${pending.length} of its migrations are not applied (${pending[0]}...). ` +
+        'Check DATABASE_URL; if it is right, start the service once, which applies them, then run this tool.',
+    );
+  }
   const storage = createStorage(config);
   const deletions = new FileDeletions({ db, storage, logger });
   return {

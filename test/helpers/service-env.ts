@@ -1,6 +1,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { migrate } from '../../src/db/migrate';
+import { createPgliteDb } from '../../src/db/pglite';
 import { createTestDb, type TestDb } from './db';
 import { startS3, type TestS3 } from './s3';
 
@@ -18,10 +20,21 @@ export interface ServiceEnv {
   close(): Promise<void>;
 }
 
-export async function createServiceEnv(storage: 'local' | 's3', extra: Record<string, string> = {}): Promise<ServiceEnv> {
+export async function createServiceEnv(
+  storage: 'local' | 's3',
+  extra: Record<string, string> = {},
+  { migrated = false } = {},
+): Promise<ServiceEnv> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'service-'));
   const uploadDir = path.join(dir, 'uploads');
   const database = process.env.DATABASE_URL ? await createTestDb() : undefined;
+  // As after the service's first start, for the tools, which refuse a database the service has not upgraded.
+  if (migrated && database) await migrate(database.db);
+  if (migrated && !database) {
+    const pglite = await createPgliteDb(path.join(dir, 'pglite'));
+    await migrate(pglite);
+    await pglite.close();
+  }
   const s3 = storage === 's3' ? await startS3() : undefined;
   const env: Record<string, string> = {
     UPLOAD_DIR: uploadDir,

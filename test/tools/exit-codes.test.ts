@@ -10,7 +10,7 @@ const tool = (name: string, args: string[], env: Record<string, string>) => runS
 describe('the tools as ops run them: exit codes', () => {
   let env: ServiceEnv;
   beforeAll(async () => {
-    env = await createServiceEnv('s3');
+    env = await createServiceEnv('s3', {}, { migrated: true });
   });
   afterAll(() => env.close());
 
@@ -51,6 +51,25 @@ describe('the tools as ops run them: exit codes', () => {
     const away = await tool('storage-verify', [], { ...rest, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
     expect(away.code).toBe(1);
     expect(away.stderr.trim()).toBe('The database is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:1');
+  }, 60_000);
+
+  test('a database the service has not upgraded (a wrong DATABASE_URL, the CRM before its first start): 2, and its schema untouched', async () => {
+    const other = await createServiceEnv('s3');
+    try {
+      for (const args of [[], ['--dry-run']]) {
+        const migrate = await tool('storage-migrate', args, other.env);
+        expect(migrate.code).toBe(2);
+        expect(migrate.stderr).toMatch(/^The database is not upgraded for this service: \d+ of its migrations are not applied/);
+      }
+      const verify = await tool('storage-verify', [], other.env);
+      expect(verify.code).toBe(2);
+      expect(verify.stderr).toContain('start the service once, which applies them');
+      if (other.database) {
+        expect(await other.database.db.query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'customer_documents'")).toEqual([]);
+      }
+    } finally {
+      await other.close();
+    }
   }, 60_000);
 
   test('the embedded database held by a running service: 1 at once, saying what to do, no stack', async () => {
