@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { StorageUnavailableError } from '../storage';
 
 /** A stored file or object, as a listing of its store gives it. */
 export interface Listed {
@@ -39,9 +40,12 @@ export async function* walkLocal(root: string, skip: ReadonlySet<string>, dir = 
 export async function* listBucket(client: S3Client, bucket: string, prefix: string): AsyncGenerator<Listed> {
   let token: string | undefined;
   do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }),
-    );
+    const page = await client
+      .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }))
+      .catch((err: unknown) => {
+        // A store that does not answer, or refuses the credentials, is a failure the tool names in a line, not a bug.
+        throw new StorageUnavailableError(err);
+      });
     for (const o of page.Contents ?? []) if (o.Key) yield { key: o.Key, modified: o.LastModified ?? new Date() };
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);

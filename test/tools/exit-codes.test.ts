@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createPgliteDb } from '../../src/db/pglite';
-import { runScript } from '../helpers/process';
+import { freePort, runScript } from '../helpers/process';
 import { createServiceEnv, type ServiceEnv } from '../helpers/service-env';
 
 const tool = (name: string, args: string[], env: Record<string, string>) => runScript(`src/tools/${name}.ts`, args, env);
@@ -70,6 +70,13 @@ describe('the tools as ops run them: exit codes', () => {
     } finally {
       await other.close();
     }
+  }, 60_000);
+
+  test('S3 that does not answer: 1, one line with the cause, no stack', async () => {
+    const port = await freePort(); // nothing listens there
+    const verify = await tool('storage-verify', [], { ...env.env, AWS_S3_ENDPOINT: `http://127.0.0.1:${port}`, S3_MAX_ATTEMPTS: '1' });
+    expect(verify.code).toBe(1);
+    expect(verify.stderr.trim()).toBe(`File storage is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:${port}`);
   }, 60_000);
 
   test('the embedded database held by a running service: 1 at once, saying what to do, no stack', async () => {
