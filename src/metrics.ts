@@ -53,20 +53,12 @@ export class Metrics {
     client.collectDefaultMetrics({ register: this.registry });
   }
 
-  /** A gauge read when scraped; a read that fails (the database is down) leaves the metric out of that scrape. */
+  /**
+   * A gauge read when scraped; a read that fails (the database is down) leaves the metric out of that scrape. Not 0:
+   * a backlog alert would then clear itself exactly while the database is away.
+   */
   gauge(name: string, help: string, read: () => Promise<number>): void {
-    new client.Gauge({
-      name,
-      help,
-      registers: [this.registry],
-      async collect() {
-        try {
-          this.set(await read());
-        } catch {
-          this.reset();
-        }
-      },
-    });
+    new ReadOnScrape({ name, help, registers: [this.registry] }, read);
   }
 
   observeStorage(storage: StorageName, operation: string, seconds: number, failedForStore: boolean): void {
@@ -109,4 +101,23 @@ export function routeTemplate(pathname: string, routePath: string): string {
   // Whatever stands after a collection is its id, digits or not: a client's garbage never becomes a new series.
   const named = base.map((segment, i) => (i > 0 && COLLECTIONS.has(base[i - 1].toLowerCase()) ? `:${base[i - 1].toLowerCase().replace(/s$/, '')}Id` : segment.toLowerCase()));
   return `/${[...named, ...tail].join('/')}`;
+}
+
+/** prom-client's unlabelled gauge always has a value (reset() makes it 0), so a failed read empties the sample list. */
+class ReadOnScrape extends client.Gauge {
+  constructor(
+    config: client.GaugeConfiguration<string>,
+    private readonly read: () => Promise<number>,
+  ) {
+    super(config);
+  }
+
+  override async get(): Promise<client.MetricObjectWithValues<client.MetricValue<string>>> {
+    try {
+      this.set(await this.read());
+      return await super.get();
+    } catch {
+      return { ...(await super.get()), values: [] };
+    }
+  }
 }

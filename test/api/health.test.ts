@@ -172,6 +172,23 @@ describe('metrics (/metrics)', () => {
     }
   });
 
+  test('the queue gauges drop out of a scrape while the database is away, rather than read 0', async () => {
+    const t = await startTestApp();
+    try {
+      await t.database.db.query("INSERT INTO document_file_deletions (storage, storage_key) VALUES ('local', 'gone.pdf')");
+      expect((await t.request().get('/metrics')).text).toMatch(/^document_file_deletions_pending 1$/m);
+      await t.database.db.close();
+      const res = await t.request().get('/metrics');
+      expect(res.status).toBe(200);
+      expect(res.text).toContain('# TYPE document_file_deletions_pending gauge');
+      expect(res.text).not.toMatch(/^document_file_deletions_pending /m);
+      expect(res.text).not.toMatch(/^documents_pending_move /m);
+      expect(res.text).toContain('process_resident_memory_bytes');
+    } finally {
+      await t.close().catch(() => undefined);
+    }
+  });
+
   test('protected like /api when authentication is on', async () => {
     const t = await startTestApp({ env: { API_TOKENS: 'metrics-token-0123456789' } });
     try {
