@@ -17,7 +17,7 @@ interface UploadState {
   readonly refusal: Promise<unknown>;
   /** The store's work on the file, settled (never rejected) once it has kept or discarded what it received. */
   storing?: Promise<unknown>;
-  /** Answers with the store's refusal at once. */
+  /** Answers with a refusal at once (the store's, the customer lookup's, a chunked body past the limit). */
   readonly refuse: (err: unknown) => void;
   /** The form's parser, once multer has made it. */
   busboy?: Writable;

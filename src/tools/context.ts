@@ -48,16 +48,17 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
   // The tools check and move; they do not change the schema. A database the service has not upgraded is either not
   // the service's (a wrong DATABASE_URL, where a check would create its tables) or the CRM's before the service's
   // first start (where even a dry run would upgrade it).
-  const pending = await pendingMigrations(db).catch(async (err: unknown) => {
+  try {
+    const pending = await pendingMigrations(db);
+    if (pending.length > 0) {
+      throw new ToolError(
+        `The database is not upgraded for this service: ${pending.length} of its migrations are not applied (${pending[0]}...). ` +
+          'Check DATABASE_URL; if it is right, start the service once, which applies them, then run this tool.',
+      );
+    }
+  } catch (err) {
     if (!options.db) await db.close();
     throw err;
-  });
-  if (pending.length > 0) {
-    if (!options.db) await db.close();
-    throw new ToolError(
-      `The database is not upgraded for this service: ${pending.length} of its migrations are not applied (${pending[0]}...). ` +
-        'Check DATABASE_URL; if it is right, start the service once, which applies them, then run this tool.',
-    );
   }
   const storage = createStorage(config);
   const deletions = new FileDeletions({ db, storage, logger });

@@ -17,10 +17,16 @@ import { eventually } from '../helpers/wait';
 const TOKEN = 'secret-bearer-token-0123456789';
 const S3_SECRET = 'secret-s3-key-9876543210abcdef';
 
-test('request logs carry a request id, and never a bearer token or an S3 secret', async () => {
+/** A stream for a logger to write to, and the lines written so far. */
+function logLines(): { lines: string[]; sink: PassThrough } {
   const lines: string[] = [];
   const sink = new PassThrough();
   sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  return { lines, sink };
+}
+
+test('request logs carry a request id, and never a bearer token or an S3 secret', async () => {
+  const { lines, sink } = logLines();
   const logger = createLogger('debug', sink);
   const database = await createTestDb();
   const s3 = await startS3();
@@ -62,9 +68,7 @@ test('request logs carry a request id, and never a bearer token or an S3 secret'
 });
 
 test('a server fault is logged with its cause, and the client gets a message without a stack', async () => {
-  const lines: string[] = [];
-  const sink = new PassThrough();
-  sink.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+  const { lines, sink } = logLines();
   const database = await createTestDb();
   try {
     await migrate(database.db);
@@ -95,9 +99,7 @@ test('development logs are readable lines, still without a bearer token', async 
 });
 
 test('a line a service writes while handling a request carries that request id', async () => {
-  const lines: string[] = [];
-  const sink = new PassThrough();
-  sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  const { lines, sink } = logLines();
   const database = await createTestDb();
   const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
   try {
@@ -118,9 +120,7 @@ test('a line a service writes while handling a request carries that request id',
 });
 
 test('an S3 error naming the access key is logged without it, however deep in the causes', () => {
-  const lines: string[] = [];
-  const sink = new PassThrough();
-  sink.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+  const { lines, sink } = logLines();
   const logger = createLogger('info', sink);
   // The shape of the SDK's InvalidAccessKeyId, as the service wraps it: StorageUnavailableError, then AppError.
   const sdk = Object.assign(new Error('The AWS Access Key Id you provided does not exist in our records.'), {
@@ -138,9 +138,7 @@ test('an S3 error naming the access key is logged without it, however deep in th
 });
 
 test('a readiness check that fails is logged with its reason, once per change, and its recovery too', async () => {
-  const lines: string[] = [];
-  const sink = new PassThrough();
-  sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+  const { lines, sink } = logLines();
   const database = await createTestDb();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ready-log-'));
   try {
