@@ -123,9 +123,8 @@ export class S3Driver implements StorageDriver {
     try {
       res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
     } catch (err) {
-      if (isNotFound(err)) throw new StorageNotFoundError(key, { cause: err });
       if (errorName(err) === 'InvalidRange') throw new RangeNotSatisfiableError(await this.sizeFrom(err, key));
-      throw new StorageUnavailableError(err);
+      throw await this.readFailure(err, key);
     }
     const body = res.Body as Readable;
     const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '');
@@ -161,8 +160,7 @@ export class S3Driver implements StorageDriver {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: Number(res.ContentLength) };
     } catch (err) {
-      if (isNotFound(err)) throw new StorageNotFoundError(key, { cause: err });
-      throw new StorageUnavailableError(err);
+      throw await this.readFailure(err, key);
     }
   }
 
@@ -183,6 +181,30 @@ export class S3Driver implements StorageDriver {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       throw new StorageUnavailableError(err);
+    }
+  }
+
+  /**
+   * What a failed GET or HEAD of `key` means. AWS answers a missing key with 403, not 404, unless the credential may
+   * list that key, and S3_SETUP_GUIDE.md's policy allows listing only under a prefix condition, which a GET does not
+   * carry. So a 403 is asked again as a listing of that one key, which the policy does allow: not there, the file
+   * is missing (404 FILE_NOT_FOUND); there, or the listing refused too, the store refuses this service (503).
+   */
+  private async readFailure(err: unknown, key: string): Promise<Error> {
+    if (isNotFound(err) || (statusOf(err) === 403 && !(await this.listsKey(key)))) {
+      return new StorageNotFoundError(key, { cause: err });
+    }
+    return new StorageUnavailableError(err);
+  }
+
+  /** Whether a listing shows `key`; true when the listing fails, since then nothing says it is missing. */
+  private async listsKey(key: string): Promise<boolean> {
+    try {
+      // The key itself sorts first among the keys it prefixes.
+      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }));
+      return res.Contents?.[0]?.Key === key;
+    } catch {
+      return true;
     }
   }
 
@@ -217,6 +239,9 @@ function errorName(err: unknown): string | undefined {
  * too, but it is a broken configuration, not a missing document.
  */
 function isNotFound(err: unknown): boolean {
-  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return status === 404 && errorName(err) !== 'NoSuchBucket';
+  return statusOf(err) === 404 && errorName(err) !== 'NoSuchBucket';
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
