@@ -12,6 +12,7 @@ import { openApiDocument } from './http/openapi';
 import { metricsMiddleware } from './metrics';
 import { BadRequestError } from './errors';
 import { errorHandler, notFound } from './http/errors';
+import { lingerBytesFor } from './http/stop-reading';
 import { type Logger, requestContext } from './logger';
 import { createServices, type Services } from './services';
 import type { Storage } from './storage';
@@ -99,6 +100,6 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
   app.use('/api', api);
 
   app.use(notFound);
-  app.use(errorHandler);
+  app.use(errorHandler(lingerBytesFor(config.uploads.maxBytes)));
   return app;
 }

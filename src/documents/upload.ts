@@ -4,7 +4,7 @@ import multer from 'multer';
 import bytes from 'bytes';
 import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
 import { parseId } from '../http/params';
-import { stopReading } from '../http/stop-reading';
+import { lingerBytesFor, stopReading } from '../http/stop-reading';
 import type { DocumentsService, StoredUpload } from './service';
 
 /** Room for the multipart framing and the text fields around the file, when judging Content-Length up front. */
@@ -29,13 +29,14 @@ interface UploadState {
  */
 export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
   const uploads = new WeakMap<object, UploadState>();
+  const lingerBytes = lingerBytesFor(maxBytes);
   const engine: multer.StorageEngine = {
     _handleFile(req, file, done) {
       // The file stream fails the moment the upload is refused (over the limit, wrong content, client gone, store
       // down). multer then starts reading the rest of the body to throw it away, and answers only after the last
       // byte: a client sending gigabytes past the limit would keep the server reading them. Stop reading instead;
       // the answer goes out once the store has discarded what it received (below).
-      file.stream.once('error', () => stopReading(req, req.res!));
+      file.stream.once('error', () => stopReading(req, req.res!, lingerBytes));
       const upload = uploads.get(req)!;
       // Inside the promise: a throw here would escape into busboy's event handler and take the process down.
       const stored = (async () =>
@@ -124,9 +125,9 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       // and the answer waits until its store has discarded what it received.
       refuse: (err) => {
         if (answered) return;
-        stopReading(req, res);
+        stopReading(req, res, lingerBytes);
         // multer drains the body when the parser fails, to answer once it has ended: stopped again after that.
-        upload.busboy?.once('close', () => stopReading(req, res)).destroy(err as Error);
+        upload.busboy?.once('close', () => stopReading(req, res, lingerBytes)).destroy(err as Error);
         void answer(err);
       },
     };

@@ -33,21 +33,24 @@ export function toAppError(err: unknown): AppError {
 
 /**
  * The one place errors become responses: `{"error": {"code", "message"}}` with the error's status and headers.
- * Server faults are logged with their cause; the client gets the message only, never a stack.
+ * Server faults are logged with their cause; the client gets the message only, never a stack. A body left unread is
+ * stopped, and read after the answer within `lingerBytes` (stopReading).
  */
-export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  const error = toAppError(err);
-  if (error.status >= 500) req.log?.error({ err, cause: error.cause }, error.message);
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  // Refused before its body was read (no token, a bad id, too large by its Content-Length, no such route).
-  stopReading(req, res);
-  // An error is about this moment (a file missing, a store down), never to be kept: a browser that stored a 404 for
-  // a document would go on showing it.
-  res
-    .status(error.status)
-    .set({ 'Cache-Control': 'no-store', ...error.headers })
-    .json({ error: { code: error.code, message: error.message } });
-};
+export function errorHandler(lingerBytes: number): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const error = toAppError(err);
+    if (error.status >= 500) req.log?.error({ err, cause: error.cause }, error.message);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // Refused before its body was read (no token, a bad id, too large by its Content-Length, no such route).
+    stopReading(req, res, lingerBytes);
+    // An error is about this moment (a file missing, a store down), never to be kept: a browser that stored a 404
+    // for a document would go on showing it.
+    res
+      .status(error.status)
+      .set({ 'Cache-Control': 'no-store', ...error.headers })
+      .json({ error: { code: error.code, message: error.message } });
+  };
+}

@@ -367,8 +367,8 @@ export const openApiDocument: Json = {
           '401': unauthorized,
           '404': customerNotFound,
           '413': errorResponse(
-            'The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. When the rest of the body is left unread, ' +
-              'sent with Connection: close.',
+            'The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. Sent as soon as that is known, with ' +
+              'Connection: close; the rest of the body is read into nothing for up to 10 s, so that a client still sending sees the answer.',
             ['FILE_TOO_LARGE'],
           ),
           '415': errorResponse(
