@@ -142,6 +142,16 @@ export async function isStoredFileReferenced(
 }
 
 /** Whether the document is still there, on local disk: a move of it may be under way. */
+/**
+ * Waits, inside `tx`, until every write to customer_documents under way has committed or rolled back: SHARE is the
+ * weakest lock that waits for them, and later writes wait for it in turn until `tx` ends. At most 500 ms, then it
+ * fails (55P03), as the migrations' locks do: meanwhile the CRM's writes queue behind it.
+ */
+export async function awaitDocumentWriters(tx: Queryable): Promise<void> {
+  await tx.query("SET LOCAL lock_timeout = '500ms'");
+  await tx.query('LOCK TABLE customer_documents IN SHARE MODE');
+}
+
 export async function isLocalDocument(q: Queryable, id: number | string): Promise<boolean> {
   return (await q.query("SELECT 1 FROM customer_documents WHERE id = $1 AND storage = 'local'", [id])).length > 0;
 }

@@ -164,23 +164,29 @@ export class DocumentsService {
    * Settles uploads whose INSERT had an unknown outcome: a file that a row names is kept, any other is removed.
    * Those still unknown (the database still away) wait for the next run. Held in memory: after a crash such a file
    * is an orphan, never served, as after any crash between storing a file and recording it.
+   *
+   * "No row names it" is read only once no write to the table is under way: an INSERT whose connection broke can
+   * still be running in Postgres (waiting for a lock the CRM holds, say) and commit after a plain read, naming a
+   * file removed meanwhile. A write that holds on past the wait leaves the uploads for the next run.
    */
   async settleUnconfirmed(): Promise<{ kept: number; removed: number }> {
-    let kept = 0;
-    let removed = 0;
-    for (const stored of this.unconfirmed.splice(0)) {
-      try {
-        if (await repo.isStoredFileReferenced(this.deps.db, stored.storage, stored.storedFileName)) {
-          kept++;
-        } else {
-          await this.discard(stored);
-          removed++;
-        }
-      } catch {
-        this.unconfirmed.push(stored);
-      }
+    const pending = this.unconfirmed.splice(0);
+    if (pending.length === 0) return { kept: 0, removed: 0 };
+    let named: boolean[];
+    try {
+      named = await this.deps.db.transaction(async (tx) => {
+        await repo.awaitDocumentWriters(tx);
+        const found: boolean[] = [];
+        for (const stored of pending) found.push(await repo.isStoredFileReferenced(tx, stored.storage, stored.storedFileName));
+        return found;
+      });
+    } catch {
+      this.unconfirmed.push(...pending);
+      return { kept: 0, removed: 0 };
     }
-    return { kept, removed };
+    const orphans = pending.filter((_stored, i) => !named[i]);
+    for (const stored of orphans) await this.discard(stored);
+    return { kept: pending.length - orphans.length, removed: orphans.length };
   }
 
   /** Removes a stored upload that has no row. A failure is logged with the key, so the orphan can be found. */

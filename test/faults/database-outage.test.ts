@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { migrate } from '../../src/db/migrate';
 import { createPgDb } from '../../src/db/pg';
 import { startTestApp, type TestApp } from '../helpers/app';
@@ -144,6 +145,39 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     await proxy.up();
     expect(await t.services.documents.settleUnconfirmed()).toEqual({ kept: 0, removed: 1 });
     expect(await t.storedFiles()).toEqual(before);
+  });
+
+  test('invariant: an INSERT still running in Postgres after its connection broke is waited for before its file is judged', async () => {
+    // Another session (the CRM, a migration) holds a lock the upload's INSERT waits for, inside Postgres.
+    const blocker = new pg.Client({ connectionString: database.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE customer_documents IN SHARE MODE');
+      const content = files.pdf(50_000);
+      const upload = t.request().post(`/api/customers/${customerId}/documents`).attach('file', content, 'late.pdf').then((r) => r);
+      await eventually(async () => {
+        // Not on the blocker's connection: inside its transaction, pg_stat_activity is one snapshot.
+        const waiting = await database.db.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO customer_documents%'",
+        );
+        return waiting.length > 0;
+      }, 5_000, 'the INSERT waiting for its lock');
+      await proxy.down(); // its connection breaks; the statement goes on waiting in Postgres
+      expect((await upload).status).toBe(503);
+      await proxy.up();
+      // The INSERT still holds on: nothing is judged yet.
+      expect(await t.services.documents.settleUnconfirmed()).toEqual({ kept: 0, removed: 0 });
+      await blocker.query('COMMIT'); // the INSERT runs, and commits
+      await eventually(async () => (await t.services.documents.settleUnconfirmed()).kept === 1, 5_000, 'settled');
+      const [row] = (await t.request().get(`/api/customers/${customerId}/documents`)).body.documents.filter((d: { fileName: string }) => d.fileName === 'late.pdf');
+      const download = await t.request().get(`/api/customers/${customerId}/documents/${row.id}/download`).buffer(true);
+      expect(download.status).toBe(200);
+      expect(sha256(download.body)).toBe(sha256(content));
+      await t.request().delete(`/api/customers/${customerId}/documents/${row.id}`).expect(204);
+    } finally {
+      await blocker.end();
+    }
   });
 
   test('invariant: a delete while the database is down changes nothing: the document and its file stay whole', async () => {
