@@ -103,10 +103,13 @@ export class FileDeletions {
     const { db, logger } = this.deps;
     try {
       // A move's leftover copy on S3, its row still local: a move of that row may be writing this very key again,
-      // and would switch onto it right after the check below. Checked and removed only while no move runs.
-      const leftover = entry.storage === 's3' && entry.document_id !== null && !moveLockHeld && (await isLocalDocument(db, entry.document_id));
-      if (leftover) {
-        if ((await db.tryWithLock(MOVE_LOCK, () => this.removeUnlessReferenced(entry))) === undefined) {
+      // and would switch onto it right after the check below. Checked and removed only while no move runs, and
+      // with the row locked (removeLeftover).
+      const leftover = entry.storage === 's3' && entry.document_id !== null && (await isLocalDocument(db, entry.document_id));
+      if (leftover && moveLockHeld) {
+        await this.removeLeftover(entry);
+      } else if (leftover) {
+        if ((await db.tryWithLock(MOVE_LOCK, () => this.removeLeftover(entry))) === undefined) {
           await db.query("UPDATE document_file_deletions SET next_attempt_at = now() + $2 * interval '1 millisecond' WHERE id = $1", [
             entry.id,
             this.retryBaseMs,
@@ -136,13 +139,26 @@ export class FileDeletions {
     }
   }
 
+  /**
+   * A move's leftover copy, checked and removed with its document's row locked (FOR SHARE), for as long as the
+   * removal takes. MOVE_LOCK keeps moves away, but a mover can lose it with its connection before it knows, and go
+   * on to switch its row onto this key: that switch waits for this lock and then finds the copy gone (mover.ts), or
+   * this waits for the switch and then finds the row naming the key. Resolves to true, so that under tryWithLock a
+   * result of undefined can only mean the lock was taken.
+   */
+  private removeLeftover(entry: QueuedDeletion): Promise<true> {
+    // One S3 request inside the transaction: it holds one row, which only a move of that document wants.
+    return this.deps.db.transaction(async (tx) => {
+      await tx.query('SELECT 1 FROM customer_documents WHERE id = $1 FOR SHARE', [entry.document_id]);
+      return this.removeUnlessReferenced(entry, tx);
+    });
+  }
+
   /** Resolves to true, so that under tryWithLock a result of undefined can only mean the lock was taken. */
-  private async removeUnlessReferenced(entry: QueuedDeletion): Promise<true> {
+  private async removeUnlessReferenced(entry: QueuedDeletion, q: Queryable = this.deps.db): Promise<true> {
     // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
     // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
-    const referenced = entry.stored_file_name
-      ? await isStoredFileReferenced(this.deps.db, entry.storage, entry.stored_file_name, entry.document_id)
-      : false;
+    const referenced = entry.stored_file_name ? await isStoredFileReferenced(q, entry.storage, entry.stored_file_name, entry.document_id) : false;
     if (!referenced) await this.removeFile(entry);
     return true;
   }

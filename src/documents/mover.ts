@@ -34,7 +34,8 @@ export interface MoverDeps {
  * - the bytes are checked twice: on the way, against the recorded sha256 and size (computed here, and stored, for
  *   rows from before this service), and in S3, by reading the copy back;
  * - the row switches in one transaction that queues the local copy for removal (or, with keepLocal, keeps it); a row
- *   deleted or moved meanwhile does not switch, and the copy is queued instead;
+ *   deleted or moved meanwhile does not switch, and the copy is queued instead; nor does one whose copy is gone by
+ *   then: a mover can lose MOVE_LOCK with its connection before it knows, and a leftover's removal run meanwhile;
  * - the deletion queue keeps any file a row still names, so concurrent movers lose nothing.
  */
 export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = false } = {}): Promise<MoveOutcome> {
@@ -90,6 +91,13 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
 
   const { switched, queued } = await db.transaction(async (tx) => {
     const switched = await repo.switchToS3(tx, row.id, key, expected);
+    // The row is locked now. A removal of a leftover copy at this key holds that lock while it checks and removes
+    // (FileDeletions), so the copy there now stays until this commits, and the row then names it. One that ran
+    // before (this mover's MOVE_LOCK lost with its connection, another instance's cleanup taking it) has removed
+    // the copy: the switch is undone, and the document stays on local disk for the next pass.
+    if (switched && !(await onS3(() => exists(s3, key)))) {
+      throw new Error(`document ${row.id}: its copy on S3 was removed before the switch; it stays on local disk`);
+    }
     const leftover = switched
       ? keepLocal
         ? undefined
