@@ -83,6 +83,17 @@ export class DataDirInUseError extends ServiceUnavailableError {
   }
 }
 
+/** The data directory's lock was taken over or lost while this process held it open (see createPgliteDb). */
+export class DataDirLostError extends ServiceUnavailableError {
+  constructor(readonly dataDir: string, options?: { cause?: unknown }) {
+    super(
+      'DATABASE_LOST',
+      `PGLITE_DATA_DIR ${dataDir}: this process lost its lock on it, and another may have opened it; the embedded database is closed rather than written by two processes`,
+      options,
+    );
+  }
+}
+
 export const customerNotFound = (id: number | string) =>
   new NotFoundError('CUSTOMER_NOT_FOUND', `Customer ${id} does not exist`);
 

@@ -9,7 +9,7 @@ import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config'
 import { createDb, type Db } from './db';
 import { migrate } from './db/migrate';
 import { answerClientError } from './http/client-error';
-import { explain } from './errors';
+import { DataDirLostError, explain } from './errors';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { createServices, type Services } from './services';
@@ -22,6 +22,8 @@ export interface RunningService {
   readonly port: number;
   readonly services: Services;
   readonly jobs: BackgroundJobs;
+  /** Resolves with what makes the service unable to go on (the embedded database's directory lost), if ever. */
+  readonly fatal: Promise<Error>;
   /**
    * Shuts down gracefully: stops accepting connections, lets requests in flight finish for up to SHUTDOWN_TIMEOUT
    * (then closes their connections), waits for uploads and file removals under way, stops the background job, and
@@ -42,7 +44,17 @@ export async function startService(
   logger: Logger,
   injected: { db?: Db; s3Client?: S3Client } = {},
 ): Promise<RunningService> {
-  const db = injected.db ?? (await createDb(config, (err) => logger.error({ err }, 'database connection error')));
+  let reportFatal!: (err: Error) => void;
+  const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
+  const onDbError = (err: Error) => {
+    if (err instanceof DataDirLostError) {
+      logger.fatal({ err }, err.message);
+      reportFatal(err);
+    } else {
+      logger.error({ err }, 'database connection error');
+    }
+  };
+  const db = injected.db ?? (await createDb(config, onDbError));
   try {
     const { applied, changed } = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'database migrations applied');
@@ -95,6 +107,7 @@ export async function startService(
     port,
     services,
     jobs,
+    fatal,
     close() {
       closing ??= (async () => {
         shuttingDown = true;
@@ -139,16 +152,18 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, undefined, { pretty: config.nodeEnv === 'development' && Boolean(process.stdout.isTTY) });
   for (const w of startupWarnings(config)) logger[w.level](w.fields ?? {}, w.message);
   const service = await startService(config, logger);
-  const stop = (signal: string) => {
+  const stop = (signal: string, code = 0) => {
     logger.info({ signal }, 'shutting down');
     service.close().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
+  // A service whose database is gone for good exits, so that the platform restarts it, rather than answer 503s.
+  void service.fatal.then(() => stop('fatal', 1));
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }

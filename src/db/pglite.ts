@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import lockfile from 'proper-lockfile';
-import { DatabaseUnavailableError, DataDirInUseError } from '../errors';
+import { DatabaseUnavailableError, DataDirInUseError, DataDirLostError } from '../errors';
 import type { Db, Queryable, Row, Session } from './db';
 import { ping } from './pg';
 
@@ -37,6 +37,15 @@ export async function createPgliteDb(
   if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir));
   await fs.mkdir(dataDir, { recursive: true });
   let release: () => Promise<void>;
+  // Once the lock is lost (not refreshed for LOCK_STALE_MS: a stalled process, a volume that stopped answering; or
+  // taken over), another process may open the directory: this one stops writing to it at once, and says so.
+  let lost: DataDirLostError | undefined;
+  let opened: PGlite | undefined;
+  const onLost = (err: Error) => {
+    lost = new DataDirLostError(dataDir, { cause: err });
+    opened?.close().catch(() => undefined);
+    onError?.(lost);
+  };
   for (let attempt = 0; ; attempt++) {
     await releaseIfOwnerDied(dataDir);
     try {
@@ -45,7 +54,7 @@ export async function createPgliteDb(
         stale: LOCK_STALE_MS,
         update: LOCK_UPDATE_MS,
         retries: 0,
-        onCompromised: (err) => onError?.(err),
+        onCompromised: onLost,
       });
       break;
     } catch (err) {
@@ -58,14 +67,18 @@ export async function createPgliteDb(
   heldHere.add(dataDir);
   await fs.writeFile(ownerFile(dataDir), JSON.stringify({ pid: process.pid, hostname: os.hostname() }));
   const unlock = async () => {
-    // Gone before the lock is: an owner file left behind always names a process that crashed.
-    await fs.rm(ownerFile(dataDir), { force: true });
+    // Gone before the lock is: an owner file left behind always names a process that crashed. Once the lock is
+    // lost, the file may be the next owner's.
+    if (!lost) await fs.rm(ownerFile(dataDir), { force: true });
     heldHere.delete(dataDir);
     await release();
   };
   try {
-    return wrapPglite(await PGlite.create(dataDir), unlock);
+    opened = await PGlite.create(dataDir);
+    if (lost) throw lost;
+    return wrapPglite(opened, unlock);
   } catch (err) {
+    await opened?.close().catch(() => undefined);
     await unlock();
     throw err;
   }

@@ -3,6 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createPgliteDb } from '../../src/db/pglite';
+import { DatabaseUnavailableError, DataDirLostError } from '../../src/errors';
+import { startServerProcess } from '../helpers/process';
+import { eventually } from '../helpers/wait';
 
 describe('the embedded database on disk', () => {
   let dir: string;
@@ -55,5 +58,35 @@ describe('the embedded database on disk', () => {
     await fs.utimes(`${dir}.lock`, now, now);
     await expect(createPgliteDb(dir, { lockRetries: 0 })).rejects.toThrow(/is in use by another process/);
     await fs.rm(`${dir}.lock`, { recursive: true });
+  });
+
+  /** What another process taking the lock over does to it (proper-lockfile): a lock directory of its own mtime. */
+  const takeOver = async () => {
+    const later = new Date(Date.now() + 60_000);
+    await fs.utimes(`${dir}.lock`, later, later);
+  };
+
+  test('a holder whose lock is taken over closes the database at once and reports it, rather than write beside another', async () => {
+    const errors: Error[] = [];
+    const db = await createPgliteDb(dir, { onError: (err) => errors.push(err) });
+    await db.exec('CREATE TABLE t (v int)');
+    await takeOver();
+    await eventually(async () => errors.length > 0, 10_000, 'the lost lock reported');
+    expect(errors[0]).toBeInstanceOf(DataDirLostError);
+    await expect(db.query('INSERT INTO t VALUES (1)')).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    // The owner file may be the new holder's by now: left alone.
+    await db.close();
+    expect(await fs.readFile(path.join(dir, 'document-store.owner.json'), 'utf8')).toContain(String(process.pid));
+  });
+
+  test('the service exits 1 when the lock on its data directory is taken over, so that the platform restarts it', async () => {
+    const service = await startServerProcess({ PGLITE_DATA_DIR: dir, UPLOAD_DIR: path.join(path.dirname(dir), 'uploads') });
+    try {
+      await takeOver();
+      expect(await service.exited).toEqual({ code: 1, signal: null });
+      expect(service.logs.some((line) => line.includes('DATABASE_LOST') || line.includes('lost its lock'))).toBe(true);
+    } finally {
+      service.kill('SIGKILL');
+    }
   });
 });
