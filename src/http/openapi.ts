@@ -28,6 +28,14 @@ function response(description: string, options: { content?: Json; headers?: Json
 
 const jsonBody = (s: Json): Json => ({ [JSON_TYPE]: { schema: s } });
 
+/** A JSON GET's answer, with its weak ETag, and the 304 it gives to an If-None-Match that matches it. */
+const jsonGet = (description: string, body: Json): Record<string, Json> => ({
+  '200': response(description, { headers: { ETag: header('JsonETag') }, content: jsonBody(body) }),
+  '304': response('If-None-Match matched the current ETag: the copy the client has is current. No body.', {
+    headers: { ETag: header('JsonETag') },
+  }),
+});
+
 /** An error response whose `error.code` is one of `codes`. */
 function errorResponse(description: string, codes: readonly string[], headers: Json = {}): Json {
   return response(`${description} Codes: ${codes.join(', ')}.`, {
@@ -275,7 +283,7 @@ export const openApiDocument: Json = {
         summary: 'List all customers',
         ...api,
         responses: {
-          '200': response('Every customer.', { content: jsonBody(schema('CustomerList')) }),
+          ...jsonGet('Every customer.', schema('CustomerList')),
           '401': unauthorized,
           '500': internalError,
           '503': databaseUnavailable,
@@ -290,7 +298,7 @@ export const openApiDocument: Json = {
         summary: 'Get one customer',
         ...api,
         responses: {
-          '200': response('The customer.', { content: jsonBody(schema('Customer')) }),
+          ...jsonGet('The customer.', schema('Customer')),
           '400': invalidId,
           '401': unauthorized,
           '404': customerNotFound,
@@ -325,7 +333,7 @@ export const openApiDocument: Json = {
         description: 'Documents kept on local disk during an S3 outage show `"pendingStorage": "s3"` until they are moved.',
         ...api,
         responses: {
-          '200': response("The customer's documents, newest first.", { content: jsonBody(schema('DocumentList')) }),
+          ...jsonGet("The customer's documents, newest first.", schema('DocumentList')),
           '400': invalidId,
           '401': unauthorized,
           '404': customerNotFound,
@@ -393,7 +401,7 @@ export const openApiDocument: Json = {
         summary: "Get one document's metadata",
         ...api,
         responses: {
-          '200': response('The document.', { content: jsonBody(schema('Document')) }),
+          ...jsonGet('The document.', schema('Document')),
           '400': invalidId,
           '401': unauthorized,
           '404': documentNotFound,
@@ -495,6 +503,10 @@ export const openApiDocument: Json = {
           "inline or attachment, with the original name twice: an ASCII `filename` and the UTF-8 `filename*` (RFC 6266, RFC 8187).",
         required: true,
         schema: { type: 'string', pattern: "^(inline|attachment); filename=\"[^\"]*\"; filename\\*=UTF-8''\\S*$" },
+      },
+      JsonETag: {
+        description: 'A weak validator of the JSON body, for If-None-Match; absent on listings of more than 1,000 entries, written as they are read.',
+        schema: { type: 'string', pattern: '^W/"[^"]+"$' },
       },
       ETag: {
         description: "A strong validator of the file's bytes: the quoted SHA-256 where known.",

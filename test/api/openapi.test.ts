@@ -269,6 +269,13 @@ describe('every route answers as documented', () => {
     ]);
   });
 
+  /** A JSON GET asked again with the ETag it gave: 304, documented, with the same ETag. */
+  const expectNotModified = async (url: string, etag: string) => {
+    expect(etag).toMatch(/^W\/"/);
+    const again = check(await t.request().get(url).set('If-None-Match', etag));
+    expect([again.status, again.headers.etag]).toEqual([304, etag]);
+  };
+
   describe('system', () => {
     test('GET /health: 200', async () => {
       const res = check(await t.request().get('/health'));
@@ -318,15 +325,18 @@ describe('every route answers as documented', () => {
       expect([latin1.status, codeOf(latin1)]).toEqual([415, 'UNSUPPORTED_CHARSET']);
     });
 
-    test('GET /api/customers: 200', async () => {
+    test('GET /api/customers: 200, 304', async () => {
       const res = check(await t.request().get('/api/customers'));
       expect(res.status).toBe(200);
       expect(res.body.customers.length).toBeGreaterThan(0);
+      await expectNotModified('/api/customers', res.headers.etag);
     });
 
-    test('GET /api/customers/{customerId}: 200, 400, 404', async () => {
+    test('GET /api/customers/{customerId}: 200, 304, 400, 404', async () => {
       const id = await createCustomer('Single Customer');
-      expect(check(await t.request().get(`/api/customers/${id}`)).status).toBe(200);
+      const res = check(await t.request().get(`/api/customers/${id}`));
+      expect(res.status).toBe(200);
+      await expectNotModified(`/api/customers/${id}`, res.headers.etag);
       expect(codeOf(check(await t.request().get('/api/customers/abc')))).toBe('INVALID_ID');
       expect(codeOf(check(await t.request().get('/api/customers/%E0')))).toBe('BAD_REQUEST');
       expect(codeOf(check(await t.request().get('/api/customers/999999')))).toBe('CUSTOMER_NOT_FOUND');
@@ -407,17 +417,20 @@ describe('every route answers as documented', () => {
       expect([fake.status, codeOf(fake)]).toEqual([415, 'FILE_CONTENT_MISMATCH']);
     });
 
-    test('GET .../documents: 200, 400, 404', async () => {
+    test('GET .../documents: 200, 304, 400, 404', async () => {
       const res = check(await t.request().get(documentsOf()));
       expect(res.status).toBe(200);
       expect(res.body.documents.length).toBeGreaterThan(0);
+      await expectNotModified(documentsOf(), res.headers.etag);
       expect(codeOf(check(await t.request().get(documentsOf('abc'))))).toBe('INVALID_ID');
       expect(codeOf(check(await t.request().get(documentsOf(999999))))).toBe('CUSTOMER_NOT_FOUND');
     });
 
-    test('GET .../documents/{documentId}: 200, 400, 404 (another customer\'s document too)', async () => {
+    test('GET .../documents/{documentId}: 200, 304, 400, 404 (another customer\'s document too)', async () => {
       const { id } = check(await upload(customerId, files.png(), 'photo.png', 'image/png')).body;
-      expect(check(await t.request().get(`${documentsOf()}/${id}`)).status).toBe(200);
+      const res = check(await t.request().get(`${documentsOf()}/${id}`));
+      expect(res.status).toBe(200);
+      await expectNotModified(`${documentsOf()}/${id}`, res.headers.etag);
       expect(codeOf(check(await t.request().get(`${documentsOf()}/abc`)))).toBe('INVALID_ID');
       expect(codeOf(check(await t.request().get(`${documentsOf(otherCustomerId)}/${id}`)))).toBe('DOCUMENT_NOT_FOUND');
       expect(codeOf(check(await t.request().get(`${documentsOf(999999)}/${id}`)))).toBe('CUSTOMER_NOT_FOUND');
