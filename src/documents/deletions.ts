@@ -150,17 +150,16 @@ export class FileDeletions {
     // One S3 request inside the transaction: it holds one row, which only a move of that document wants.
     return this.deps.db.transaction(async (tx) => {
       await tx.query('SELECT 1 FROM customer_documents WHERE id = $1 FOR SHARE', [entry.document_id]);
-      return this.removeUnlessReferenced(entry, tx);
+      await this.removeUnlessReferenced(entry, tx);
+      return true as const;
     });
   }
 
-  /** Resolves to true, so that under tryWithLock a result of undefined can only mean the lock was taken. */
-  private async removeUnlessReferenced(entry: QueuedDeletion, q: Queryable = this.deps.db): Promise<true> {
+  private async removeUnlessReferenced(entry: QueuedDeletion, q: Queryable = this.deps.db): Promise<void> {
     // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
     // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
     const referenced = entry.stored_file_name ? await isStoredFileReferenced(q, entry.storage, entry.stored_file_name, entry.document_id) : false;
     if (!referenced) await this.removeFile(entry);
-    return true;
   }
 
   private async removeFile(entry: QueuedDeletion): Promise<void> {

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import type { Express } from 'express';
 import supertest from 'supertest';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
@@ -23,6 +24,28 @@ function logLines(): { lines: string[]; sink: PassThrough } {
   const sink = new PassThrough();
   sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
   return { lines, sink };
+}
+
+/**
+ * The app on a migrated database and a temporary folder of its own, logging at `level` into `lines`; UPLOAD_DIR is
+ * what `uploadDirIn` makes of the folder.
+ */
+async function withLoggedApp(
+  level: string,
+  uploadDirIn: (dir: string) => Promise<string>,
+  run: (t: { app: Express; dir: string; lines: string[] }) => Promise<void>,
+): Promise<void> {
+  const { lines, sink } = logLines();
+  const database = await createTestDb();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'logged-app-'));
+  try {
+    await migrate(database.db);
+    const config = loadConfig({ NODE_ENV: 'test', UPLOAD_DIR: await uploadDirIn(dir) });
+    await run({ app: createApp({ config, db: database.db, storage: createStorage(config), logger: createLogger(level, sink) }), dir, lines });
+  } finally {
+    await database.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
 test('request logs carry a request id, and never a bearer token or an S3 secret', async () => {
@@ -99,24 +122,15 @@ test('development logs are readable lines, still without a bearer token', async 
 });
 
 test('a line a service writes while handling a request carries that request id', async () => {
-  const { lines, sink } = logLines();
-  const database = await createTestDb();
-  const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
-  try {
-    await migrate(database.db);
-    const config = loadConfig({ NODE_ENV: 'test', UPLOAD_DIR: uploadDir });
-    const app = createApp({ config, db: database.db, storage: createStorage(config), logger: createLogger('warn', sink) });
+  await withLoggedApp('warn', async (dir) => dir, async ({ app, dir, lines }) => {
     const customer = (await supertest(app).post('/api/customers').send({ name: 'Logged' })).body.id;
     const doc = await supertest(app).post(`/api/customers/${customer}/documents`).attach('file', Buffer.from('hello\n'), 'a.txt');
-    await fs.rm(path.join(uploadDir, doc.body.storedFileName)); // the documents service warns that the file is missing
+    await fs.rm(path.join(dir, doc.body.storedFileName)); // the documents service warns that the file is missing
     const res = await supertest(app).get(`${doc.headers.location}/download`);
     expect(res.status).toBe(404);
     const warning = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'the file of a document is missing');
     expect(warning).toMatchObject({ requestId: res.headers['x-request-id'], documentId: doc.body.id });
-  } finally {
-    await database.close();
-    await fs.rm(uploadDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('an S3 error naming the access key is logged without it, however deep in the causes', () => {
@@ -138,15 +152,12 @@ test('an S3 error naming the access key is logged without it, however deep in th
 });
 
 test('a readiness check that fails is logged with its reason, once per change, and its recovery too', async () => {
-  const { lines, sink } = logLines();
-  const database = await createTestDb();
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ready-log-'));
-  try {
-    await migrate(database.db);
-    // UPLOAD_DIR under a file: no folder can be made there, as for a volume the service may not write, root or not.
+  // UPLOAD_DIR under a file: no folder can be made there, as for a volume the service may not write, root or not.
+  const underAFile = async (dir: string) => {
     await fs.writeFile(path.join(dir, 'volume'), '');
-    const config = loadConfig({ NODE_ENV: 'test', UPLOAD_DIR: path.join(dir, 'volume', 'uploads') });
-    const app = createApp({ config, db: database.db, storage: createStorage(config), logger: createLogger('info', sink) });
+    return path.join(dir, 'volume', 'uploads');
+  };
+  await withLoggedApp('info', underAFile, async ({ app, dir, lines }) => {
     const ready = async () => (await supertest(app).get('/ready')).status;
     expect(await ready()).toBe(503);
     const failing = () => lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'readiness check failing: storage (local)');
@@ -161,8 +172,5 @@ test('a readiness check that fails is logged with its reason, once per change, a
     await new Promise((r) => setTimeout(r, READY_MAX_AGE_MS + 50));
     expect(await ready()).toBe(200);
     expect(lines.map((l) => JSON.parse(l).msg)).toContain('readiness checks pass again');
-  } finally {
-    await database.close();
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  });
 });
