@@ -22,7 +22,8 @@ const toCustomer = (row: repo.CustomerRow): Customer => ({
 
 const newCustomer = z.object({
   name: z
-    .string({ message: 'name is required' })
+    // A name of the wrong type is not a missing one: say which, so the frontend's bug is found where it is.
+    .string({ error: (issue) => (issue.input == null ? 'name is required' : 'name must be a string') })
     .trim()
     .min(1, 'name must not be empty')
     .max(255, 'name must be at most 255 characters')

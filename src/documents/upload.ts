@@ -100,6 +100,11 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     // A compressed body would reach busboy as gzip bytes and fail as a malformed form; say what is wrong instead.
     // Browsers never compress uploads, and the files the CRM keeps (PDFs, images, Office files) are compressed
     // already.
+    // A body that is not a form (JSON, a raw file) would be skipped by multer and reported as a missing file, as if
+    // the client had sent nothing; say what it sent instead. A request without a body still gets FILE_REQUIRED.
+    if (req.is('multipart/form-data') === false && req.get('content-length') !== '0') {
+      return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_MEDIA_TYPE', 'Send the document as multipart/form-data, in the form field "file"'));
+    }
     const encoding = req.get('content-encoding')?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
       return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_ENCODING', 'Uploads are read uncompressed: send the form without a Content-Encoding'));
@@ -143,7 +148,7 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
 
 const MULTER_MESSAGES: Record<string, string> = {
   LIMIT_UNEXPECTED_FILE: 'Send exactly one file, in the form field "file"',
-  LIMIT_FILE_COUNT: 'Send exactly one file, in the form field "file"',
+  LIMIT_FILE_COUNT: 'Send exactly one file, in the form field "file": this form has more than one',
   LIMIT_PART_COUNT: 'The form has too many parts',
   LIMIT_FIELD_COUNT: 'The form has too many fields',
   LIMIT_FIELD_KEY: 'A form field name is too long',
@@ -155,7 +160,7 @@ function toUploadError(err: unknown, maxBytes: number): unknown {
   if (err instanceof AppError) return err;
   if (err instanceof multer.MulterError) {
     if (err.code === 'LIMIT_FILE_SIZE') return tooLarge(maxBytes, err);
-    return new BadRequestError('INVALID_UPLOAD', MULTER_MESSAGES[err.code] ?? err.message, { cause: err });
+    return new BadRequestError('INVALID_UPLOAD', unexpectedFile(err) ?? MULTER_MESSAGES[err.code] ?? err.message, { cause: err });
   }
   // Anything else busboy raises is a body it could not parse ("Unexpected end of form", "Malformed part
   // header", a missing boundary). Programming errors keep their type and stay 500s.
@@ -163,6 +168,12 @@ function toUploadError(err: unknown, maxBytes: number): unknown {
     return new BadRequestError('INVALID_MULTIPART', `The multipart body could not be read: ${err.message}`, { cause: err });
   }
   return err;
+}
+
+/** A file in another field is named, so that the frontend's mistake shows in the message. */
+function unexpectedFile(err: multer.MulterError): string | undefined {
+  if (err.code !== 'LIMIT_UNEXPECTED_FILE' || !err.field || err.field === 'file') return undefined;
+  return `Send the file in the form field "file", not ${JSON.stringify(err.field)}`;
 }
 
 function tooLarge(maxBytes: number, cause?: unknown): PayloadTooLargeError {

@@ -380,9 +380,9 @@ export const openApiDocument: Json = {
             ['FILE_TOO_LARGE'],
           ),
           '415': errorResponse(
-            'The file type is not allowed, or the content is not what the type says; or the body has a Content-Encoding ' +
-              '(uploads are read uncompressed), refused before it is read.',
-            ['FILE_TYPE_NOT_ALLOWED', 'FILE_CONTENT_MISMATCH', 'UNSUPPORTED_ENCODING'],
+            'The file type is not allowed, or the content is not what the type says; or the body is not ' +
+              'multipart/form-data, or has a Content-Encoding (uploads are read uncompressed), refused before it is read.',
+            ['FILE_TYPE_NOT_ALLOWED', 'FILE_CONTENT_MISMATCH', 'UNSUPPORTED_MEDIA_TYPE', 'UNSUPPORTED_ENCODING'],
           ),
           '500': internalError,
           '503': errorResponse(

@@ -49,7 +49,9 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     [{ name: '   ' }, /name must not be empty/],
     [{ name: 'x'.repeat(256) }, /at most 255/],
     [{ name: 'Ok', email: 'not-an-address' }, /email must be an e-mail address/],
-    [{ name: 42 }, /name is required/],
+    [{ name: null }, /name is required/],
+    [{ name: 42 }, /name must be a string/],
+    [{ name: ['Acme'] }, /name must be a string/],
     [{ name: 'Null\u0000Byte' }, /control characters/],
     [{ name: 'C1\u009bEscape' }, /control characters/],
     // A lone surrogate would be stored as U+FFFD: the name saved would not be the one sent.

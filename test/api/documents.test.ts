@@ -307,13 +307,27 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       expect(form.body.error.code).toBe('CUSTOMER_NOT_FOUND');
     });
 
-    test('400 without a file, or with a JSON body', async () => {
+    test('400 for a form without a file, or no body at all', async () => {
       const form = await t.request().post(`/api/customers/${customerId}/documents`).field('category', 'contracts');
       expect(form.status).toBe(400);
       expect(form.body.error.code).toBe('FILE_REQUIRED');
-      const json = await t.request().post(`/api/customers/${customerId}/documents`).send({ file: 'x' });
-      expect(json.status).toBe(400);
-      expect(json.body.error.code).toBe('FILE_REQUIRED');
+      const empty = await t.request().post(`/api/customers/${customerId}/documents`);
+      expect(empty.status).toBe(400);
+      expect(empty.body.error.code).toBe('FILE_REQUIRED');
+    });
+
+    test('415 for a body that is not a form: JSON, or the file sent raw', async () => {
+      await expectNothingStored(async () => {
+        const json = await t.request().post(`/api/customers/${customerId}/documents`).send({ file: 'x' });
+        expect(json.status).toBe(415);
+        expect(json.body.error).toEqual({ code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('multipart/form-data') });
+        const raw = await t.request().post(`/api/customers/${customerId}/documents`).set('Content-Type', 'application/pdf').send(files.pdf());
+        expect(raw.status).toBe(415);
+        expect(raw.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+      });
+      // An unknown customer is still the answer first, as for every other upload.
+      const unknown = await t.request().post('/api/customers/999999/documents').send({ file: 'x' });
+      expect(unknown.status).toBe(404);
     });
 
     test('400 for an empty file', async () => {
@@ -360,14 +374,14 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       await expectNothingStored(async () => {
         const other = await t.request().post(`/api/customers/${customerId}/documents`).attach('document', files.pdf(), 'a.pdf');
         expect(other.status).toBe(400);
-        expect(other.body.error.code).toBe('INVALID_UPLOAD');
+        expect(other.body.error).toEqual({ code: 'INVALID_UPLOAD', message: 'Send the file in the form field "file", not "document"' });
         const two = await t
           .request()
           .post(`/api/customers/${customerId}/documents`)
           .attach('file', files.pdf(), 'a.pdf')
           .attach('file', files.pdf(), 'b.pdf');
         expect(two.status).toBe(400);
-        expect(two.body.error.code).toBe('INVALID_UPLOAD');
+        expect(two.body.error).toEqual({ code: 'INVALID_UPLOAD', message: expect.stringContaining('more than one') });
       });
     });
 

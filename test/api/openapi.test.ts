@@ -380,7 +380,7 @@ describe('every route answers as documented', () => {
     test('POST .../documents: 400 for each malformed upload', async () => {
       const cases: [string, Test][] = [
         ['FILE_REQUIRED', t.request().post(documentsOf()).field('category', 'no file')],
-        ['FILE_REQUIRED', t.request().post(documentsOf()).send({ file: 'not multipart' })],
+        ['FILE_REQUIRED', t.request().post(documentsOf())],
         ['EMPTY_FILE', upload(customerId, Buffer.alloc(0), 'empty.pdf', 'application/pdf')],
         [
           'INVALID_FIELD',
@@ -407,7 +407,7 @@ describe('every route answers as documented', () => {
       }
     });
 
-    test('POST .../documents: 404 unknown customer, 413 over MAX_UPLOAD_SIZE, 415 type not allowed or not the content', async () => {
+    test('POST .../documents: 404 unknown customer, 413 over MAX_UPLOAD_SIZE, 415 type not allowed, not the content, or not a form', async () => {
       expect(codeOf(check(await upload(999999, files.pdf(), 'a.pdf', 'application/pdf')))).toBe('CUSTOMER_NOT_FOUND');
       const large = check(await upload(customerId, files.pdf(64 * 1024 + 1), 'big.pdf', 'application/pdf'));
       expect([large.status, codeOf(large)]).toEqual([413, 'FILE_TOO_LARGE']);
@@ -415,6 +415,8 @@ describe('every route answers as documented', () => {
       expect([exe.status, codeOf(exe)]).toEqual([415, 'FILE_TYPE_NOT_ALLOWED']);
       const fake = check(await upload(customerId, files.text(), 'fake.pdf', 'application/pdf'));
       expect([fake.status, codeOf(fake)]).toEqual([415, 'FILE_CONTENT_MISMATCH']);
+      const json = check(await t.request().post(documentsOf()).send({ file: 'not multipart' }));
+      expect([json.status, codeOf(json)]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
     });
 
     test('GET .../documents: 200, 304, 400, 404', async () => {
