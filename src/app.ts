@@ -94,6 +94,12 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
 
   const api = express.Router();
   api.use(bearerAuth(config.auth));
+  // Customers' data: never kept by a shared cache (a proxy in front of an API left open, or a CDN); a browser may keep
+  // it, but asks again with the ETag before reuse. Files set the same; errors replace it with no-store.
+  api.use((_req, res, next) => {
+    res.set('Cache-Control', 'private, no-cache');
+    next();
+  });
   // The paths of http/paths.ts, which Location headers name.
   api.use('/customers', customersRouter(customers));
   api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics));

@@ -29,12 +29,13 @@ function response(description: string, options: { content?: Json; headers?: Json
 const jsonBody = (s: Json): Json => ({ [JSON_TYPE]: { schema: s } });
 
 /** A JSON GET's answer, with its weak ETag, and the 304 it gives to an If-None-Match that matches it. */
-const jsonGet = (description: string, body: Json): Record<string, Json> => ({
-  '200': response(description, { headers: { ETag: header('JsonETag') }, content: jsonBody(body) }),
-  '304': response('If-None-Match matched the current ETag: the copy the client has is current. No body.', {
-    headers: { ETag: header('JsonETag') },
-  }),
-});
+const jsonGet = (description: string, body: Json): Record<string, Json> => {
+  const headers = { ETag: header('JsonETag'), 'Cache-Control': header('CacheControl') };
+  return {
+    '200': response(description, { headers, content: jsonBody(body) }),
+    '304': response('If-None-Match matched the current ETag: the copy the client has is current. No body.', { headers }),
+  };
+};
 
 /** An error response whose `error.code` is one of `codes`. */
 function errorResponse(description: string, codes: readonly string[], headers: Json = {}): Json {

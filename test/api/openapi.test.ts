@@ -273,7 +273,7 @@ describe('every route answers as documented', () => {
   const expectNotModified = async (url: string, etag: string) => {
     expect(etag).toMatch(/^W\/"/);
     const again = check(await t.request().get(url).set('If-None-Match', etag));
-    expect([again.status, again.headers.etag]).toEqual([304, etag]);
+    expect([again.status, again.headers.etag, again.headers['cache-control']]).toEqual([304, etag, 'private, no-cache']);
   };
 
   describe('system', () => {
