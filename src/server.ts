@@ -8,7 +8,7 @@ import { BackgroundJobs } from './background';
 import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config';
 import { createDb, type Db } from './db';
 import { migrate } from './db/migrate';
-import { answerClientError } from './http/client-error';
+import { clientErrorHandler } from './http/client-error';
 import { DataDirLostError, explain } from './errors';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
@@ -79,7 +79,7 @@ export async function startService(
     res.once('close', () => unanswered.delete(res));
     app(req, res);
   });
-  server.on('clientError', answerClientError);
+  server.on('clientError', clientErrorHandler(config.corsOrigins));
   server.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet.

@@ -8,12 +8,24 @@ const ANSWERS: Record<string, [number, string, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'The request headers took too long to arrive'],
 };
 
+type ClientSocket = Duplex & { _httpMessage?: { headersSent?: boolean } };
+
 /**
  * The server's 'clientError' handler. Node answers a request it cannot parse (headers over 16 kB, an unknown
  * method, broken framing) before Express sees it, with a status line and an empty body; the frontend then has no
  * `{"error": {"code", "message"}}` to show. Same statuses as Node's, with the API's JSON, and the connection closed.
+ *
+ * A browser shows the frontend a CORS answer only. The request's Origin is not known here (its headers are what
+ * failed), so the answer allows the one origin CORS_ORIGINS names, or any when it says `*`: a CRM whose JWT has
+ * grown past 16 kB then sees 431 HEADERS_TOO_LARGE, not a network error. With several origins, none can be chosen.
  */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex & { _httpMessage?: { headersSent?: boolean } }): void {
+export function clientErrorHandler(corsOrigins: readonly string[]): (err: Error & { code?: string }, socket: ClientSocket) => void {
+  const allow = corsOrigins.includes('*') ? '*' : corsOrigins.length === 1 ? corsOrigins[0] : undefined;
+  const cors = allow === undefined ? '' : `Access-Control-Allow-Origin: ${allow}\r\n${allow === '*' ? '' : 'Vary: Origin\r\n'}`;
+  return (err, socket) => answerClientError(err, socket, cors);
+}
+
+function answerClientError(err: Error & { code?: string }, socket: ClientSocket, cors: string): void {
   // Nothing to answer on a connection that is gone, or in the middle of a response (Node's own rule: a connection
   // that served earlier requests, kept alive, gets its answer).
   if (err.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent) {
@@ -25,7 +37,7 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   // Closed once written: the connection allows half-open use, so end() alone would keep it until the idle timeout.
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\n${cors}Connection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
 }

@@ -1,7 +1,9 @@
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
+import { clientErrorHandler } from '../../src/http/client-error';
 import { type RunningService, startService } from '../../src/server';
 import { logger } from '../helpers/app';
 import { createTestDb, type TestDb } from '../helpers/db';
@@ -42,6 +44,8 @@ describe('requests Node itself refuses, before Express', () => {
     expect(head).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
     expect(head).toMatch(/\r\nConnection: close/);
     expect(JSON.parse(body)).toEqual({ error: { code, message: expect.any(String) } });
+    // This service has no CORS_ORIGINS: no browser may read it.
+    expect(head).not.toMatch(/Access-Control/i);
   });
 
   test('an HTTP/1.1 request without Host: 400 with the API\'s JSON error, its request id and nosniff', async () => {
@@ -75,5 +79,28 @@ describe('requests Node itself refuses, before Express', () => {
     expect(answer).toMatch(/^HTTP\/1.1 200 /);
     expect(answer).toMatch(/}HTTP\/1.1 431 Request Header Fields Too Large\r\n/);
     expect(answer).toContain('"code":"HEADERS_TOO_LARGE"');
+  });
+});
+
+describe('a refusal before Express, read by a browser on another origin', () => {
+  const tooLarge = `GET /api/customers HTTP/1.1\r\nHost: x\r\nOrigin: https://crm.example.com\r\nAuthorization: Bearer ${'a'.repeat(20_000)}\r\n\r\n`;
+
+  test.each([
+    ['one origin', ['https://crm.example.com'], 'https://crm.example.com', true],
+    ['any origin', ['*'], '*', false],
+    ['several origins: none can be chosen without the request\'s own', ['https://a.example.com', 'https://b.example.com'], undefined, false],
+  ])('CORS_ORIGINS with %s', async (_name, origins, allowed, varies) => {
+    const server = http.createServer(() => undefined).on('clientError', clientErrorHandler(origins));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const [head, body] = (await raw((server.address() as net.AddressInfo).port, tooLarge)).split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+      const headers = new Map(head.split('\r\n').slice(1).map((line) => line.split(': ') as [string, string]));
+      expect(headers.get('Access-Control-Allow-Origin')).toBe(allowed);
+      expect(headers.get('Vary')).toBe(varies ? 'Origin' : undefined);
+      expect(JSON.parse(body).error.code).toBe('HEADERS_TOO_LARGE');
+    } finally {
+      server.close();
+    }
   });
 });
