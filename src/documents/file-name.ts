@@ -1,3 +1,5 @@
+import { v7 as uuidv7 } from 'uuid';
+
 /** At most what customer_documents.file_name holds. */
 const MAX_LENGTH = 255;
 const EXTENSION = /\.([A-Za-z0-9]{1,10})$/;
@@ -47,4 +49,21 @@ export function cleanFileName(raw: string | undefined): string {
 export function storedExtension(fileName: string): string {
   const match = EXTENSION.exec(fileName);
   return match ? `.${match[1].toLowerCase()}` : '';
+}
+
+/** The names this service stores files under: a UUIDv7 (unique, and in time order in a listing) and the extension. */
+const STORED_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}(\.[a-z0-9]{1,10})?$/;
+
+/** A new document's stored name: made by the server, never from the user's (STYLE.md). */
+export function newStoredFileName(fileName: string): string {
+  return `${uuidv7()}${storedExtension(fileName)}`;
+}
+
+/**
+ * Whether a file could be one this service stored. UPLOAD_DIR is also the old CRM's uploads folder, which may hold
+ * that program's other files (avatars, exports): a file no row claims is only this service's to remove when it
+ * carries such a name.
+ */
+export function isStoredFileName(name: string): boolean {
+  return STORED_NAME.test(name);
 }

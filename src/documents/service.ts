@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
-import { v7 as uuidv7 } from 'uuid';
 import type { Config, StorageName } from '../config';
 import { type Db, LIST_PAGE } from '../db';
 import { customerNotFound, DatabaseUnavailableError, documentNotFound, UnsupportedMediaTypeError } from '../errors';
@@ -11,7 +10,7 @@ import type { Tasks } from '../tasks';
 import { enqueueFileDeletions, type FileDeletions } from './deletions';
 import { type Document, type DocumentRow, namesSameFile, s3KeyFor, storageKeyOf, storedFilesOf, toDocument } from './document';
 import { textField } from './fields';
-import { cleanFileName, storedExtension } from './file-name';
+import { cleanFileName, newStoredFileName } from './file-name';
 import { resolveMimeType } from './file-types';
 import { UploadInspector } from './inspect';
 import { placeUpload } from './placement';
@@ -100,7 +99,7 @@ export class DocumentsService {
     if (!this.allowedTypes.has(mimeType)) {
       throw new UnsupportedMediaTypeError('FILE_TYPE_NOT_ALLOWED', `Files of type ${mimeType} are not accepted`);
     }
-    const storedFileName = `${uuidv7()}${storedExtension(fileName)}`;
+    const storedFileName = newStoredFileName(fileName);
     const inspector = new UploadInspector(mimeType, this.deps.config.uploads.maxBytes);
     const refusal = customerRefusal.then((err) => {
       if (err) inspector.destroy(err as Error);

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import type { StorageName } from '../config';
 import { type DocumentRow, namesSameFile, s3KeyFor, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
+import { isStoredFileName } from '../documents/file-name';
 import { isValidKey, StorageNotFoundError } from '../storage';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
 import { listBucket, type Listed, walkLocal } from './listings';
@@ -193,6 +194,12 @@ async function findOrphans(
         // A document's local file lies at the top of UPLOAD_DIR, named by its stored name; a file in a folder there
         // is someone else's (another program's data on a shared volume): named, never removed, not an orphan.
         out.line(`KEPT local:${file.key}: in a folder, where no document is stored`);
+        continue;
+      }
+      if (storage === 'local' && !isStoredFileName(file.key)) {
+        // Not a name this service gives: the old CRM's (UPLOAD_DIR is its uploads folder), or another program's. A
+        // crash leaves only files this service named; the bucket's prefix, by contrast, is the service's alone.
+        out.line(`KEPT local:${file.key}: no row's file, and not named as this service names its files`);
         continue;
       }
       report.orphans++;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createPgliteDb } from '../../src/db/pglite';
 import { freePort, runScript } from '../helpers/process';
 import { createServiceEnv, type ServiceEnv } from '../helpers/service-env';
+import { newStoredFileName } from '../../src/documents/file-name';
 
 const tool = (name: string, args: string[], env: Record<string, string>) => runScript(`src/tools/${name}.ts`, args, env);
 
@@ -28,9 +29,10 @@ describe('the tools as ops run them: exit codes', () => {
 
   test('1 when storage and database disagree; 2 when S3 is not configured for a migration', async () => {
     await fs.mkdir(env.uploadDir, { recursive: true });
-    await fs.writeFile(path.join(env.uploadDir, 'stray.pdf'), '%PDF-1.4 nobody claims me');
+    const stray = newStoredFileName('stray.pdf');
+    await fs.writeFile(path.join(env.uploadDir, stray), '%PDF-1.4 nobody claims me');
     const verify = await tool('storage-verify', [], env.env);
-    expect(verify.stdout).toContain('UNCLAIMED local:stray.pdf');
+    expect(verify.stdout).toContain(`UNCLAIMED local:${stray}`);
     expect(verify.code).toBe(1);
     const { AWS_S3_BUCKET_NAME: _bucket, STORAGE_DRIVER: _driver, ...withoutS3 } = env.env;
     for (const args of [[], ['--dry-run']]) {

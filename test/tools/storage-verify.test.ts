@@ -5,6 +5,7 @@ import { openToolContext, ToolError } from '../../src/tools/context';
 import { migrateToS3 } from '../../src/tools/storage-migrate';
 import { walkLocal } from '../../src/tools/listings';
 import { verifyStorage } from '../../src/tools/storage-verify';
+import { newStoredFileName } from '../../src/documents/file-name';
 import { files } from '../helpers/files';
 import { createToolFixture, type ToolFixture } from './tool-fixture';
 
@@ -119,11 +120,13 @@ describe('npm run storage:verify', () => {
   test('unclaimed files on both sides are listed; --fix removes those older than an hour, keeps younger ones, fills in missing sha256', async () => {
     await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, f.out);
     // Orphans on disk (one old, one fresh) and in the bucket.
-    const oldLocal = path.join(f.uploadDir, 'left-behind.pdf');
+    // Named as the service names its files: what a crash between storing a file and its row leaves.
+    const [leftBehind, justUploaded] = [newStoredFileName('left-behind.pdf'), newStoredFileName('just-uploaded.pdf')];
+    const oldLocal = path.join(f.uploadDir, leftBehind);
     await fs.writeFile(oldLocal, files.pdf());
     const anHourAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
     await fs.utimes(oldLocal, anHourAgo, anHourAgo);
-    await fs.writeFile(path.join(f.uploadDir, 'just-uploaded.pdf'), files.pdf());
+    await fs.writeFile(path.join(f.uploadDir, justUploaded), files.pdf());
     const orphanKey = 'customer-documents/1/no-row.pdf';
     await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: orphanKey, Body: files.pdf() }));
     // An object outside the prefix is not this service's and not looked at.
@@ -136,7 +139,7 @@ describe('npm run storage:verify', () => {
     const found = await verify();
     expect(found).toMatchObject({ problems: 0, orphans: 3, removed: 0 });
     expect(f.out.lines).toEqual(
-      expect.arrayContaining(['UNCLAIMED local:left-behind.pdf', 'UNCLAIMED local:just-uploaded.pdf', `UNCLAIMED s3:${orphanKey}`]),
+      expect.arrayContaining([`UNCLAIMED local:${leftBehind}`, `UNCLAIMED local:${justUploaded}`, `UNCLAIMED s3:${orphanKey}`]),
     );
 
     // Only the orphan older than an hour goes; the fresh ones (their time cannot be set back on the test S3) stay.
@@ -144,7 +147,7 @@ describe('npm run storage:verify', () => {
     const fixed = await verify({ fix: true, orphanMinAgeMs: 60 * 60 * 1000 });
     expect(fixed).toMatchObject({ orphans: 3, removed: 1, hashed: 1 });
     await expect(fs.stat(oldLocal)).rejects.toMatchObject({ code: 'ENOENT' });
-    await expect(fs.stat(path.join(f.uploadDir, 'just-uploaded.pdf'))).resolves.toBeTruthy();
+    await expect(fs.stat(path.join(f.uploadDir, justUploaded))).resolves.toBeTruthy();
     const [hashed] = await f.database.db.query<{ sha256: string }>('SELECT sha256 FROM customer_documents WHERE id = $1', [f.legacy[0].id]);
     expect(hashed.sha256).toMatch(/^[0-9a-f]{64}$/);
 
@@ -179,12 +182,13 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
     const lost = f.legacy.find((d) => !d.content && d.fileName === 'lost.pdf')!;
     const misplaced = await put(`archive/${path.posix.basename(lost.filePath)}`);
     const gitkeep = await put('.gitkeep');
-    const stray = await put('stray.pdf');
+    const strayName = newStoredFileName('stray.pdf');
+    const stray = await put(strayName);
     const report = await verify({ fix: true, orphanMinAgeMs: 0 });
     expect(report.problems).toBeGreaterThan(0);
     expect(report.removed).toBe(0); // rows miss their files: UPLOAD_DIR may be wrong, so nothing goes
     expect(f.out.lines).toContainEqual(expect.stringMatching(/^KEPT local:archive\/.*lost\.pdf: no row's file, but a row names a file of this name$/));
-    expect(f.out.lines).toContain('UNCLAIMED local:stray.pdf (kept: documents are missing their files)');
+    expect(f.out.lines).toContain(`UNCLAIMED local:${strayName} (kept: documents are missing their files)`);
     for (const file of [misplaced, gitkeep, stray]) await expect(fs.stat(file)).resolves.toBeTruthy();
     expect(f.out.lines.join('\n')).not.toContain('.gitkeep');
 
@@ -196,11 +200,34 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
     f.out.lines.length = 0;
     const fixed = await verify({ fix: true, orphanMinAgeMs: 0 });
     expect(fixed).toMatchObject({ problems: 0, removed: 1 });
-    expect(f.out.lines).toContain('REMOVED unclaimed local:stray.pdf');
+    expect(f.out.lines).toContain(`REMOVED unclaimed local:${strayName}`);
     expect(f.out.lines).toContainEqual(expect.stringMatching(/^KEPT local:archive\/.*lost\.pdf: in a folder, where no document is stored$/));
     await expect(fs.stat(misplaced)).resolves.toBeTruthy();
-    for (const name of kept.filter((n) => n !== 'stray.pdf')) await expect(fs.stat(path.join(f.uploadDir, name))).resolves.toBeTruthy();
+    for (const name of kept.filter((n) => n !== strayName)) await expect(fs.stat(path.join(f.uploadDir, name))).resolves.toBeTruthy();
     await expect(fs.stat(gitkeep)).resolves.toBeTruthy();
+  });
+
+  test("the old CRM's other files in its uploads folder (UPLOAD_DIR) are kept: only files named as this service names them are removed", async () => {
+    const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    const put = async (name: string) => {
+      const file = path.join(f.uploadDir, name);
+      await fs.writeFile(file, files.png());
+      await fs.utimes(file, old, old);
+      return file;
+    };
+    const others = [await put('avatar-1.png'), await put('1700000000000-123456789-export.csv')];
+    const orphan = newStoredFileName('orphan.png');
+    const orphanFile = await put(orphan);
+    await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
+
+    const report = await verify({ fix: true, orphanMinAgeMs: 0 });
+    expect(report).toMatchObject({ problems: 0, orphans: 1, removed: 1 });
+    expect(f.out.lines).toContain('KEPT local:avatar-1.png: no row\'s file, and not named as this service names its files');
+    expect(f.out.lines).toContain(`REMOVED unclaimed local:${orphan}`);
+    for (const file of others) await expect(fs.stat(file)).resolves.toBeTruthy();
+    await expect(fs.stat(orphanFile)).rejects.toMatchObject({ code: 'ENOENT' });
+    // Kept files are not a disagreement: exit code 0 for a folder the service shares with the CRM.
+    expect(await verify()).toMatchObject({ problems: 0, orphans: 0 });
   });
 
   test('the embedded database in UPLOAD_DIR (one volume for both) is never listed or removed, nor another folder', async () => {
