@@ -5,6 +5,7 @@ import { type Storage, StorageNotFoundError, StorageUnavailableError } from '../
 import { enqueueFileDeletions, type FileDeletions } from './deletions';
 import { type DocumentRow, mimeTypeOf, s3KeyFor } from './document';
 import { Digest, digestOf } from './digest';
+import { fileInFolderOf, fileInFolderProblem } from './legacy-path';
 import * as repo from './repository';
 
 /** S3 failed (after the client's retries): a caller moving many documents stops, since the rest would fail alike. */
@@ -45,6 +46,9 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
   const name = row.stored_file_name;
   if (!name) return { result: 'missing' };
   const key = s3KeyFor(config.storage.s3?.prefix, row.customer_id, name);
+  // Copied, the wrong file would be this row's for good, and file_path, the only record of where its own lies, gone.
+  const inFolder = await fileInFolderOf(storage.local, row);
+  if (inFolder) throw new Error(`document ${row.id}: ${fileInFolderProblem(row, inFolder)}; it stays on local disk`);
 
   let local;
   try {

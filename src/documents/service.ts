@@ -13,6 +13,7 @@ import { textField } from './fields';
 import { cleanFileName, newStoredFileName } from './file-name';
 import { resolveMimeType } from './file-types';
 import { UploadInspector } from './inspect';
+import { assertOwnFile } from './legacy-path';
 import { placeUpload } from './placement';
 import * as repo from './repository';
 
@@ -220,6 +221,7 @@ export class DocumentsService {
     const key = storageKeyOf(row);
     try {
       if (!key) throw new StorageNotFoundError('');
+      await assertOwnFile(this.deps.storage.local, row);
       return await this.deps.storage.driver(row.storage).get(key, range);
     } catch (err) {
       if (err instanceof InvalidKeyError) throw new StorageNotFoundError(key ?? '', { cause: err });

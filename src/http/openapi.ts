@@ -140,6 +140,11 @@ function fileOperation(method: 'get' | 'head', which: 'download' | 'view'): Json
         'The customer or the document does not exist, or the row exists and its stored file does not (FILE_NOT_FOUND).',
         ['CUSTOMER_NOT_FOUND', 'DOCUMENT_NOT_FOUND', 'FILE_NOT_FOUND'],
       ),
+      '409': errorResponse(
+        "A document from the old CRM whose file cannot be told apart from another's: its file_path names a file in " +
+          'a folder of the upload directory, not the one it would be read from. Not served until an operator names it.',
+        ['FILE_AMBIGUOUS'],
+      ),
       '416': errorResponse(
         'The range starts at or past the end of the file (or asks for a zero-length suffix, or the file is empty).',
         ['RANGE_NOT_SATISFIABLE'],

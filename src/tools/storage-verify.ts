@@ -4,6 +4,7 @@ import type { StorageName } from '../config';
 import { type DocumentRow, namesSameFile, s3KeyFor, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
 import { isStoredFileName } from '../documents/file-name';
+import { fileInFolderOf, fileInFolderProblem } from '../documents/legacy-path';
 import { isValidKey, StorageNotFoundError } from '../storage';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
 import { listBucket, type Listed, walkLocal } from './listings';
@@ -133,6 +134,8 @@ async function checkFile(ctx: ToolContext, options: VerifyOptions, row: Document
     // In the try: a row moved to S3 while this runs without S3 configured is one problem, not the end of the run.
     const driver = ctx.storage.driver(row.storage);
     const { size } = await driver.stat(key);
+    const inFolder = await fileInFolderOf(ctx.storage.local, row);
+    if (inFolder) return fileInFolderProblem(row, inFolder);
     if (recordedSize !== undefined && size !== recordedSize) return `size ${size}, the row says ${recordedSize}`;
     if (!options.deep && !(options.fix && !row.sha256)) return undefined;
     const read = await digestOf((await driver.get(key)).body);
@@ -147,7 +150,10 @@ async function checkFile(ctx: ToolContext, options: VerifyOptions, row: Document
     }
     return undefined;
   } catch (err) {
-    if (err instanceof StorageNotFoundError) return MISSING;
+    if (err instanceof StorageNotFoundError) {
+      const inFolder = await fileInFolderOf(ctx.storage.local, row);
+      return inFolder ? fileInFolderProblem(row, inFolder) : MISSING;
+    }
     return `could not be read: ${(err as Error).message}`;
   }
 }

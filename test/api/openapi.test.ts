@@ -500,6 +500,19 @@ describe('every route answers as documented', () => {
         const missing = check(await t.request().get(`${documentsOf()}/${lost.id}/${which}`));
         expect([missing.status, codeOf(missing)]).toEqual([404, 'FILE_NOT_FOUND']);
       });
+
+      test("409 FILE_AMBIGUOUS, GET and HEAD, for an old CRM row whose file_path names a file in a folder", async () => {
+        const [{ id }] = await t.database.db.query<{ id: number }>(
+          `INSERT INTO customer_documents (customer_id, file_name, file_path, file_type) VALUES ($1, 'a.txt', $2, 'text/plain') RETURNING id`,
+          [customerId, `uploads/in-${which}/a-${which}.txt`],
+        );
+        await fs.mkdir(path.join(t.uploadDir, `in-${which}`));
+        await fs.writeFile(path.join(t.uploadDir, `in-${which}`, `a-${which}.txt`), 'its own');
+        await fs.writeFile(path.join(t.uploadDir, `a-${which}.txt`), "another's");
+        const res = check(await t.request().get(`${documentsOf()}/${id}/${which}`));
+        expect([res.status, codeOf(res)]).toEqual([409, 'FILE_AMBIGUOUS']);
+        expect(check(await t.request().head(`${documentsOf()}/${id}/${which}`)).status).toBe(409);
+      });
     });
   });
 });
