@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config';
 import type { Db } from '../db';
-import { type Storage, StorageNotFoundError, StorageUnavailableError } from '../storage';
+import { isValidKey, type Storage, StorageNotFoundError, StorageUnavailableError } from '../storage';
 import { enqueueFileDeletions, type FileDeletions } from './deletions';
 import { type DocumentRow, mimeTypeOf, s3KeyFor } from './document';
 import { Digest, digestOf } from './digest';
@@ -44,7 +44,8 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
   const s3 = storage.s3;
   if (!s3) throw new Error('S3 is not configured (AWS_S3_BUCKET_NAME)');
   const name = row.stored_file_name;
-  if (!name) return { result: 'missing' };
+  // A name no driver may use (an old CRM's dot-file) is served as missing, and moves nowhere either.
+  if (!name || !isValidKey(name)) return { result: 'missing' };
   const key = s3KeyFor(config.storage.s3?.prefix, row.customer_id, name);
   // Copied, the wrong file would be this row's for good, and file_path, the only record of where its own lies, gone.
   const inFolder = await fileInFolderOf(storage.local, row);
@@ -79,7 +80,10 @@ export async function moveToS3(deps: MoverDeps, row: DocumentRow, { keepLocal = 
   const stored = await onS3(async () => digestOf((await s3.get(key)).body));
   const problem =
     (row.sha256 && row.sha256 !== expected.sha256 && 'the local file does not match its recorded sha256') ||
-    (recordedSize !== undefined && recordedSize !== expected.size && 'the local file does not have its recorded size') ||
+    (recordedSize !== undefined &&
+      recordedSize !== expected.size &&
+      `the local file has ${expected.size} bytes, the row says ${recordedSize} (if the file is right, clear the row's ` +
+        `file_size and size_bytes: README, "Moving existing files to S3")`) ||
     ((stored.size !== expected.size || stored.sha256 !== expected.sha256) && 'the copy on S3 differs from the local file');
   if (problem) {
     // The copy this move wrote goes through the queue, which keeps it while another row names the file (a twin

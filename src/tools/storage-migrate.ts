@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import bytes from 'bytes';
 import { MOVE_LOCK } from '../documents/locks';
 import { moveToS3, S3NotAnswering } from '../documents/mover';
+import { isValidKey } from '../storage';
 import * as repo from '../documents/repository';
 import type { DocumentRow } from '../documents/document';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
@@ -138,7 +139,7 @@ async function moveAll(ctx: ToolContext, options: MigrateOptions, out: Output, s
           summary.bytes += outcome.bytes;
         } else if (outcome.result === 'missing') {
           if (summary.missingCount++ < LISTED) summary.missing.push(row.id);
-          progress.report(`MISSING document ${row.id}: no local file ${row.stored_file_name ?? ''} (left as it is)`);
+          progress.report(`MISSING document ${row.id}: ${whyMissing(row.stored_file_name)} (left as it is)`);
         }
       } catch (err) {
         if (err instanceof S3NotAnswering) s3Down = err.cause;
@@ -205,3 +206,8 @@ async function main(argv: string[], out: Output, signal: AbortSignal): Promise<n
 }
 
 if (require.main === module) runTool(main);
+
+function whyMissing(name: string | null): string {
+  if (!name) return 'its file_path names no file';
+  return isValidKey(name) ? `no local file ${name}` : `its file ${JSON.stringify(name)} has a name no store may use (served as missing)`;
+}

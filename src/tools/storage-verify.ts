@@ -95,7 +95,7 @@ async function checkRows(ctx: ToolContext, options: VerifyOptions, out: Output, 
           const { checked, problem } = await checkRow(ctx, options, row, report);
           if (problem) {
             report.problems++;
-            out.line(`PROBLEM document ${checked.id} (${checked.storage}:${storageKeyOf(checked)}): ${problem}`);
+            out.line(`PROBLEM document ${checked.id} (${checked.storage}:${storageKeyOf(checked) ?? 'no file'}): ${problem}`);
           }
         }
       }),

@@ -114,6 +114,27 @@ describe('npm run storage:migrate', () => {
     expect(summary.moved).toBe(6);
   });
 
+  test('an old CRM row of the wrong size stays local and says what to do; a dot-file is reported missing, not failed for ever', async () => {
+    const scan = f.legacy.find((d) => d.fileName === 'scan.png')!;
+    await f.database.db.query('UPDATE customer_documents SET file_size = 20 WHERE id = $1', [scan.id]); // kilobytes, say
+    await fs.writeFile(path.join(f.uploadDir, '.hidden.pdf'), files.pdf());
+    const [{ id: hidden }] = await f.database.db.query<{ id: number }>(
+      "INSERT INTO customer_documents (customer_id, file_name, file_path) VALUES (1, 'hidden.pdf', 'uploads/.hidden.pdf') RETURNING id",
+    );
+    const first = await migrateToS3(f.ctx, options, f.out);
+    expect(first.failed).toEqual([
+      { id: scan.id, error: expect.stringContaining(`the local file has ${scan.content!.length} bytes, the row says 20 (if the file is right, clear`) },
+    ]);
+    expect(first.missing).toContain(hidden);
+    expect(f.out.lines).toContain(`MISSING document ${hidden}: its file ".hidden.pdf" has a name no store may use (served as missing) (left as it is)`);
+
+    await f.database.db.query('UPDATE customer_documents SET file_size = NULL, size_bytes = NULL WHERE id = $1', [scan.id]);
+    const second = await migrateToS3(f.ctx, options, f.out);
+    expect(second).toMatchObject({ moved: 1, failed: [] });
+    const [moved] = await f.database.db.query<{ storage: string; size_bytes: string }>('SELECT storage, size_bytes FROM customer_documents WHERE id = $1', [scan.id]);
+    expect([moved.storage, Number(moved.size_bytes)]).toEqual(['s3', scan.content!.length]);
+  });
+
   test('--keep-local keeps the local files', async () => {
     const before = await localFiles();
     const summary = await migrateToS3(f.ctx, { ...options, keepLocal: true }, f.out);
