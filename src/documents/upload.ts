@@ -97,14 +97,14 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       (err: unknown) => err,
     );
     const fail = async (err: unknown) => next((await refusal) ?? err);
-    // A compressed body would reach busboy as gzip bytes and fail as a malformed form; say what is wrong instead.
-    // Browsers never compress uploads, and the files the CRM keeps (PDFs, images, Office files) are compressed
-    // already.
     // A body that is not a form (JSON, a raw file) would be skipped by multer and reported as a missing file, as if
     // the client had sent nothing; say what it sent instead. A request without a body still gets FILE_REQUIRED.
     if (req.is('multipart/form-data') === false && req.get('content-length') !== '0') {
       return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_MEDIA_TYPE', 'Send the document as multipart/form-data, in the form field "file"'));
     }
+    // A compressed body would reach busboy as gzip bytes and fail as a malformed form; say what is wrong instead.
+    // Browsers never compress uploads, and the files the CRM keeps (PDFs, images, Office files) are compressed
+    // already.
     const encoding = req.get('content-encoding')?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
       return void fail(new UnsupportedMediaTypeError('UNSUPPORTED_ENCODING', 'Uploads are read uncompressed: send the form without a Content-Encoding'));

@@ -191,6 +191,11 @@ function requireS3(ctx: ToolContext): void {
   if (!ctx.storage.s3) throw new ToolError(`S3 is not configured: ${S3_NEEDED}`);
 }
 
+function whyMissing(name: string | null): string {
+  if (!name) return 'its file_path names no file';
+  return isValidKey(name) ? `no local file ${name}` : `its file ${JSON.stringify(name)} has a name no store may use (served as missing)`;
+}
+
 async function main(argv: string[], out: Output, signal: AbortSignal): Promise<number> {
   const options = parseMigrateArgs(argv);
   const ctx = await openToolContext();
@@ -206,8 +211,3 @@ async function main(argv: string[], out: Output, signal: AbortSignal): Promise<n
 }
 
 if (require.main === module) runTool(main);
-
-function whyMissing(name: string | null): string {
-  if (!name) return 'its file_path names no file';
-  return isValidKey(name) ? `no local file ${name}` : `its file ${JSON.stringify(name)} has a name no store may use (served as missing)`;
-}
