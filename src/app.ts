@@ -94,8 +94,8 @@ export function createApp({ config, db, storage, logger, services }: AppDeps): e
 
   const api = express.Router();
   api.use(bearerAuth(config.auth));
-  // Customers' data: never kept by a shared cache (a proxy in front of an API left open, or a CDN); a browser may keep
-  // it, but asks again with the ETag before reuse. Files set the same; errors replace it with no-store.
+  // Customers' data and files: never kept by a shared cache (a proxy in front of an API left open, or a CDN); a
+  // browser may keep them, but asks again with the ETag (304) before reuse. Errors replace it with no-store.
   api.use((_req, res, next) => {
     res.set('Cache-Control', 'private, no-cache');
     next();

@@ -40,8 +40,6 @@ export async function sendFile(
   const validators = {
     ETag: file.etag,
     'Accept-Ranges': 'bytes',
-    // Customer documents: never in a shared cache; a browser revalidates with the ETag (304) before reuse.
-    'Cache-Control': 'private, no-cache',
     'Content-Security-Policy': cspFor(file),
   };
   if (noneMatch(req.get('if-none-match'), file.etag)) {
