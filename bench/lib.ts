@@ -123,6 +123,59 @@ export function upload(port: number, urlPath: string, file: string, size: number
   });
 }
 
+/**
+ * POSTs a PDF of `size` bytes as a form, at about `bytesPerSecond`, as a client on a slow line does; resolves with
+ * the status and the error code, if any. A connection the server closes counts as status 0.
+ */
+export function slowUpload(port: number, urlPath: string, size: number, bytesPerSecond: number): Promise<{ status: number; code?: string }> {
+  const boundary = 'bench-slow-4e1b';
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const chunk = Buffer.alloc(16 * 1024, 'x');
+  const every = (chunk.length / bytesPerSecond) * 1000;
+  return new Promise((resolve) => {
+    let answered = false;
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: urlPath,
+        agent: false,
+        headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(head.length + size - 9 + tail.length) },
+      },
+      (res) => {
+        answered = true;
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          let code: string | undefined;
+          try {
+            code = (JSON.parse(body) as { error?: { code?: string } }).error?.code;
+          } catch {
+            // not JSON
+          }
+          resolve({ status: res.statusCode ?? 0, code });
+        });
+      },
+    );
+    req.on('error', () => resolve({ status: 0 }));
+    req.write(head);
+    let sent = 9;
+    const timer = setInterval(() => {
+      if (answered || req.destroyed) return clearInterval(timer);
+      const part = chunk.subarray(0, Math.min(chunk.length, size - sent));
+      sent += part.length;
+      if (sent < size) {
+        req.write(part);
+      } else {
+        clearInterval(timer);
+        req.end(Buffer.concat([part, tail]));
+      }
+    }, every);
+  });
+}
+
 /** GETs a URL and throws its body away; resolves with seconds taken and bytes read. */
 export function download(port: number, urlPath: string): Promise<{ seconds: number; bytes: number; status: number }> {
   const started = process.hrtime.bigint();

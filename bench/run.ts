@@ -1,7 +1,8 @@
 /**
  * npm run bench: the service against what a user would otherwise run, on this machine, in one run. Prints a table
  * and writes it to bench/results.json and, in Markdown, to bench/results.md. BENCH_QUICK=1 uses small sizes and
- * short runs (to try the bench itself).
+ * short runs (to try the bench itself). BENCH_ONLY=<case> runs one case (throughput, small, many, listing, upgrade)
+ * and only prints its table.
  */
 import { execSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { createPgDb } from '../src/db/pg';
 import { createPgliteDb } from '../src/db/pglite';
 import { migrate } from '../src/db/migrate';
 import { LEGACY_SCHEMA } from '../test/helpers/legacy';
-import { type BenchS3, compare, type Contender, download, makeFile, MB, startS3Server, startServer, upload, withPeakRss } from './lib';
+import { type BenchS3, compare, type Contender, download, makeFile, MB, slowUpload, startS3Server, startServer, upload, withPeakRss } from './lib';
 import { consoleLine, markdownTable, mbps, type Row, spread } from './table';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
@@ -24,6 +25,8 @@ const ROUNDS = (size: number) => (QUICK ? 3 : size <= 1 * MB ? 40 : size <= 64 *
 const WARMUP = (size: number) => (size <= 1 * MB ? 20 : 1);
 const LOAD_SECONDS = QUICK ? 5 : 20;
 const ROWS = QUICK ? 100_000 : 1_000_000;
+const ONLY = process.env.BENCH_ONLY;
+const runs = (name: string) => !ONLY || ONLY === name;
 
 const rows: Row[] = [];
 const add = (row: Row) => {
@@ -37,17 +40,22 @@ async function main(): Promise<void> {
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`);
   execSync('npm run build --silent', { stdio: 'inherit', cwd: path.resolve(__dirname, '..') });
   const files = new Map<number, string>();
-  for (const size of SIZES) files.set(size, await makeFile(work, size));
+  if (runs('throughput')) for (const size of SIZES) files.set(size, await makeFile(work, size));
   const s3 = await startS3Server(await fs.mkdtemp(path.join(work, 's3-')));
   try {
-    await throughput(work, files, s3);
-    await smallDocuments(work);
-    await listingAtScale(work);
-    await upgradeAtScale();
+    if (runs('throughput')) await throughput(work, files, s3);
+    if (runs('small')) await smallDocuments(work);
+    if (runs('many')) await manySlowUploads(work, s3);
+    if (runs('listing')) await listingAtScale(work);
+    if (runs('upgrade')) await upgradeAtScale();
   } finally {
     await s3.stop();
     await dropDatabases();
     await fs.rm(work, { recursive: true, force: true });
+  }
+  if (ONLY) {
+    console.log(`\n${markdownTable(rows)}`);
+    return;
   }
   const out = path.join(__dirname, 'results.json');
   await fs.writeFile(
@@ -232,6 +240,42 @@ async function smallDocuments(work: string): Promise<void> {
     add({ figure: 'small documents: errors (non-2xx, failed requests)', value: result.non2xx + result.errors, unit: '' });
   } finally {
     await svc.stop();
+  }
+}
+
+/**
+ * Many clients on slow lines uploading to S3 at once: each upload holds its parts in memory while its client fills
+ * them, so memory grows with how many run, not with file size. With S3_UPLOAD_MEMORY (the default) and without it
+ * (a cap no burst reaches), side by side: peak RSS, and how many were accepted or refused as busy.
+ */
+async function manySlowUploads(work: string, s3: BenchS3): Promise<void> {
+  const clients = QUICK ? 20 : 50;
+  const size = 20 * MB;
+  const rate = 1 * MB;
+  console.log(`\n== ${clients} clients at once, each uploading ${size / MB} MB at ${rate / MB} MB/s to S3`);
+  for (const [label, extra] of [
+    ['S3_UPLOAD_MEMORY=256mb (default)', {}],
+    ['no cap (S3_UPLOAD_MEMORY=64gb)', { S3_UPLOAD_MEMORY: '64gb' }],
+  ] as const) {
+    const svc = await startServer('dist/server.js', await serviceEnv(await fs.mkdtemp(path.join(work, 'svc-many-')), { ...s3.env, ...extra }), '/health');
+    try {
+      const customer = await createCustomer(svc.port);
+      const { result, peakRss } = await withPeakRss(svc.pid, () =>
+        Promise.all(Array.from({ length: clients }, () => slowUpload(svc.port, `/api/customers/${customer}/documents`, size, rate))),
+      );
+      const count = (check: (r: { status: number; code?: string }) => boolean) => result.filter(check).length;
+      const accepted = count((r) => r.status === 201);
+      const busy = count((r) => r.code === 'STORAGE_BUSY');
+      const other = clients - accepted - busy;
+      add({
+        figure: `${clients} slow uploads to S3 at once, ${label}: peak RSS`,
+        value: peakRss / MB,
+        unit: 'MB',
+        note: `${accepted} accepted, ${busy} refused busy${other ? `, ${other} other` : ''}`,
+      });
+    } finally {
+      await svc.stop();
+    }
   }
 }
 

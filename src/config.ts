@@ -29,6 +29,8 @@ export interface S3Config {
   readonly maxAttempts: number;
   /** Connections to S3 per pool: one pool for downloads, one for everything else. */
   readonly maxSockets: number;
+  /** Bytes of upload parts held in memory at once across all uploads to S3; beyond it uploads queue. */
+  readonly uploadMemory: number;
 }
 
 export interface Config {
@@ -39,6 +41,8 @@ export interface Config {
     /** Postgres connection string; unset means the embedded PGlite in pgliteDataDir. */
     readonly url?: string;
     readonly pgliteDataDir: string;
+    /** Connections to Postgres; requests beyond them queue (QUEUE_TIMEOUT). */
+    readonly poolSize: number;
   };
   readonly storage: {
     /** The driver new uploads go to. Files already stored elsewhere stay readable (see storage/index.ts). */
@@ -69,6 +73,13 @@ export interface Config {
     readonly syncIntervalMs: number;
     /** How long in-flight requests get to finish after SIGTERM before connections are closed. */
     readonly shutdownTimeoutMs: number;
+    /**
+     * How long a request waits for room (upload memory, an S3 download connection, a database connection) before
+     * it is refused with 503 and Retry-After.
+     */
+    readonly queueTimeoutMs: number;
+    /** Client connections held open at once; beyond it new ones are closed at once. */
+    readonly maxConnections: number;
   };
 }
 
@@ -113,6 +124,24 @@ const duration = (name: string, fallback: string, min: number) =>
 /** What bytes.parse reads right: whole bytes, or a number with one of its units (500kb, 1.5gb). */
 const SIZE = /^(?:\d+|\d+(?:\.\d+)?\s*(?:kb|mb|gb|tb|pb))$/i;
 
+/** A size: a number of bytes, or a number with a unit (25mb, 1gb), at least `min` bytes. */
+const size = (name: string, fallback: string, min: number) =>
+  optional(z.string()).transform((v, ctx) => {
+    // Checked whole before bytes.parse, which reads what it does not know as a number of bytes: 25M would be 25.
+    const text = (v ?? fallback).trim();
+    const n = SIZE.test(text) ? bytes.parse(text) : null;
+    if (n === null || !Number.isSafeInteger(n) || n < min) {
+      ctx.addIssue({ code: 'custom', message: `${name} accepts a size such as ${fallback} or 1gb, or a number of bytes, of at least ${bytes.format(min)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const wholeNumber = (name: string, fallback: number, min: number, max: number) =>
+  optional(z.string())
+    .transform((v) => (v === undefined ? fallback : Number(v)))
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, `${name} accepts a whole number from ${min} to ${max}`);
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const schema = z.object({
@@ -147,16 +176,7 @@ const schema = z.object({
     z.string().refine((v) => /^https?:\/\/[^/\s]+/.test(v), 'AWS_S3_ENDPOINT accepts an http:// or https:// URL'),
   ),
   AWS_S3_FORCE_PATH_STYLE: bool('AWS_S3_FORCE_PATH_STYLE'),
-  MAX_UPLOAD_SIZE: optional(z.string()).transform((v, ctx) => {
-    // Checked whole before bytes.parse, which reads what it does not know as a number of bytes: 25M would be 25.
-    const text = (v ?? '25mb').trim();
-    const n = SIZE.test(text) ? bytes.parse(text) : null;
-    if (n === null || !Number.isSafeInteger(n) || n < 1) {
-      ctx.addIssue({ code: 'custom', message: 'MAX_UPLOAD_SIZE accepts a size such as 25mb or 1gb, or a number of bytes' });
-      return z.NEVER;
-    }
-    return n;
-  }),
+  MAX_UPLOAD_SIZE: size('MAX_UPLOAD_SIZE', '25mb', 1),
   ALLOWED_FILE_TYPES: list.refine(
     (types) => types.every((t) => isMimeType(t.toLowerCase())),
     'ALLOWED_FILE_TYPES accepts comma-separated MIME types such as application/pdf,image/png',
@@ -170,12 +190,13 @@ const schema = z.object({
   JWT_ISSUER: optional(z.string()),
   AUTH_DISABLED: bool('AUTH_DISABLED'),
   S3_TIMEOUT: duration('S3_TIMEOUT', '10s', 100),
-  S3_MAX_ATTEMPTS: optional(z.string())
-    .transform((v) => (v === undefined ? 3 : Number(v)))
-    .refine((n) => Number.isInteger(n) && n >= 1 && n <= 10, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'),
-  S3_MAX_SOCKETS: optional(z.string())
-    .transform((v) => (v === undefined ? 256 : Number(v)))
-    .refine((n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'),
+  S3_MAX_ATTEMPTS: wholeNumber('S3_MAX_ATTEMPTS', 3, 1, 10),
+  S3_MAX_SOCKETS: wholeNumber('S3_MAX_SOCKETS', 256, 1, 10_000),
+  // One upload holds up to three parts of at least 5 MiB each (storage/index.ts): 256mb is 17 such uploads at once.
+  S3_UPLOAD_MEMORY: size('S3_UPLOAD_MEMORY', '256mb', 5 * 1024 * 1024),
+  DATABASE_POOL_SIZE: wholeNumber('DATABASE_POOL_SIZE', 10, 1, 1_000),
+  QUEUE_TIMEOUT: duration('QUEUE_TIMEOUT', '10s', 0),
+  MAX_CONNECTIONS: wholeNumber('MAX_CONNECTIONS', 4_096, 1, 1_000_000),
   S3_FALLBACK: optional(z.enum(['local', 'fail'], { message: 'S3_FALLBACK accepts local or fail' })),
   SYNC_INTERVAL: duration('SYNC_INTERVAL', '60s', 100),
   SHUTDOWN_TIMEOUT: duration('SHUTDOWN_TIMEOUT', '25s', 0),
@@ -243,6 +264,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
         timeoutMs: e.S3_TIMEOUT,
         maxAttempts: e.S3_MAX_ATTEMPTS,
         maxSockets: e.S3_MAX_SOCKETS,
+        uploadMemory: e.S3_UPLOAD_MEMORY,
       }
     : undefined;
 
@@ -253,6 +275,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     database: {
       url: e.DATABASE_URL,
       pgliteDataDir,
+      poolSize: e.DATABASE_POOL_SIZE,
     },
     storage: { driver, uploadDir, s3 },
     uploads: {
@@ -265,6 +288,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       s3Fallback: e.S3_FALLBACK ?? 'local',
       syncIntervalMs: e.SYNC_INTERVAL,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+      queueTimeoutMs: e.QUEUE_TIMEOUT,
+      maxConnections: e.MAX_CONNECTIONS,
     },
   });
 }

@@ -76,6 +76,16 @@ export class DatabaseUnavailableError extends ServiceUnavailableError {
   }
 }
 
+/**
+ * Every connection to the database stayed taken by other requests for QUEUE_TIMEOUT: the database answers, but this
+ * service has no connection free for the request. Nothing of it was sent.
+ */
+export class DatabaseBusyError extends ServiceUnavailableError {
+  constructor(options?: { cause?: unknown }) {
+    super('DATABASE_BUSY', 'The service is busy; try again shortly', options);
+  }
+}
+
 /** The embedded database's data directory is open in another process; PGlite serves one process at a time. */
 export class DataDirInUseError extends ServiceUnavailableError {
   constructor(readonly dataDir: string, hint = '', options?: { cause?: unknown }) {

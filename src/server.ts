@@ -82,9 +82,15 @@ export async function startService(
   server.on('clientError', clientErrorHandler(config.corsOrigins));
   server.listen(config.port);
   await once(server, 'listening');
-  // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet.
+  // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet, and on a body
+  // that comes too slowly (http/body-rate.ts).
   server.requestTimeout = 0;
   server.setTimeout(IDLE_TIMEOUT_MS);
+  // Below the process's limit on open files, which a flood of connections would otherwise reach: the service then
+  // could open no upload's file, no connection to S3 or the database, and failed every request it had. Beyond it,
+  // new connections are closed at once and those already open go on.
+  server.maxConnections = config.reliability.maxConnections;
+  server.on('drop', warnDropped(logger, config.reliability.maxConnections));
   // Longer than the idle timeout of the proxies in front (Render, Railway, load balancers), so a proxy never
   // reuses a connection this server is closing, which the client would see as a 502.
   server.keepAliveTimeout = 65_000;
@@ -132,6 +138,21 @@ export async function startService(
       })();
       return closing;
     },
+  };
+}
+
+/** Logs connections closed at MAX_CONNECTIONS, at most once a minute, with how many. */
+function warnDropped(logger: Logger, maxConnections: number): () => void {
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  return () => {
+    dropped++;
+    timer ??= setTimeout(() => {
+      logger.warn({ dropped, maxConnections }, 'connections closed on arrival: MAX_CONNECTIONS were open');
+      dropped = 0;
+      timer = undefined;
+    }, 60_000).unref();
+    if (dropped === 1) logger.warn({ maxConnections }, 'MAX_CONNECTIONS reached: new connections are closed on arrival');
   };
 }
 

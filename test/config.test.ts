@@ -17,7 +17,7 @@ describe('configuration', () => {
   test('defaults: embedded database, local disk, 25 MB, open API in development', () => {
     const c = load({});
     expect(c.port).toBe(3000);
-    expect(c.database).toEqual({ url: undefined, pgliteDataDir: path.resolve('/srv/app/data/pglite') });
+    expect(c.database).toEqual({ url: undefined, pgliteDataDir: path.resolve('/srv/app/data/pglite'), poolSize: 10 });
     expect(c.storage).toEqual({ driver: 'local', uploadDir: path.resolve('/srv/app/uploads'), s3: undefined });
     expect(c.uploads).toEqual({ maxBytes: 25 * 1024 * 1024, allowedTypes: DEFAULT_ALLOWED_TYPES });
     expect(c.auth).toEqual({ tokens: [], jwtSecret: undefined, open: true });
@@ -35,6 +35,7 @@ describe('configuration', () => {
       timeoutMs: 10_000,
       maxAttempts: 3,
       maxSockets: 256,
+      uploadMemory: 256 * 1024 * 1024,
       endpoint: undefined,
       forcePathStyle: false,
       credentials: undefined,
@@ -118,6 +119,10 @@ describe('configuration', () => {
     [{ S3_TIMEOUT: '10ms' }, 'S3_TIMEOUT accepts a duration'],
     [{ S3_MAX_ATTEMPTS: '0' }, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'],
     [{ S3_MAX_SOCKETS: '1.5' }, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'],
+    [{ S3_UPLOAD_MEMORY: '1mb' }, 'S3_UPLOAD_MEMORY accepts a size such as 256mb or 1gb, or a number of bytes, of at least 5MB'],
+    [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE accepts a whole number from 1 to 1000'],
+    [{ QUEUE_TIMEOUT: 'soon' }, 'QUEUE_TIMEOUT accepts a duration'],
+    [{ MAX_CONNECTIONS: '-1' }, 'MAX_CONNECTIONS accepts a whole number from 1 to 1000000'],
     [{ SYNC_INTERVAL: '-5s' }, 'SYNC_INTERVAL accepts a duration'],
     [{ SHUTDOWN_TIMEOUT: '1.5.2' }, 'SHUTDOWN_TIMEOUT accepts a duration'],
     // Past what a Node timer holds, which would fire at once: a sync job without pause, a shutdown without a drain.
@@ -128,14 +133,20 @@ describe('configuration', () => {
   });
 
   test('reliability knobs: defaults, durations with a unit, a bare number as seconds', () => {
-    expect(load({}).reliability).toEqual({ s3Fallback: 'local', syncIntervalMs: 60_000, shutdownTimeoutMs: 25_000 });
-    expect(load({ S3_FALLBACK: 'fail', SYNC_INTERVAL: '5m', SHUTDOWN_TIMEOUT: '10' }).reliability).toEqual({
-      s3Fallback: 'fail',
-      syncIntervalMs: 300_000,
-      shutdownTimeoutMs: 10_000,
+    expect(load({}).reliability).toEqual({
+      s3Fallback: 'local',
+      syncIntervalMs: 60_000,
+      shutdownTimeoutMs: 25_000,
+      queueTimeoutMs: 10_000,
+      maxConnections: 4_096,
     });
-    const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5', S3_MAX_SOCKETS: '64' }).storage.s3;
-    expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5, maxSockets: 64 });
+    expect(
+      load({ S3_FALLBACK: 'fail', SYNC_INTERVAL: '5m', SHUTDOWN_TIMEOUT: '10', QUEUE_TIMEOUT: '0', MAX_CONNECTIONS: '500' }).reliability,
+    ).toEqual({ s3Fallback: 'fail', syncIntervalMs: 300_000, shutdownTimeoutMs: 10_000, queueTimeoutMs: 0, maxConnections: 500 });
+    expect(load({ DATABASE_POOL_SIZE: '40' }).database.poolSize).toBe(40);
+    expect(load({ AWS_S3_BUCKET_NAME: 'b-1' }).storage.s3?.uploadMemory).toBe(256 * 1024 * 1024);
+    const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5', S3_MAX_SOCKETS: '64', S3_UPLOAD_MEMORY: '64mb' }).storage.s3;
+    expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5, maxSockets: 64, uploadMemory: 64 * 1024 * 1024 });
     expect(load({ SYNC_INTERVAL: '24d' }).reliability.syncIntervalMs).toBe(24 * 86_400_000);
   });
 

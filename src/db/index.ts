@@ -10,7 +10,7 @@ export { type Db, LIST_PAGE, type Queryable, type Session } from './db';
  */
 export async function createDb(config: Config, onError?: (err: Error) => void, { lockRetries }: { lockRetries?: number } = {}): Promise<Db> {
   return config.database.url
-    ? createPgDb(config.database.url, { onError })
+    ? createPgDb(config.database.url, { onError, max: config.database.poolSize, queueTimeoutMs: config.reliability.queueTimeoutMs })
     : loadPglite().createPgliteDb(config.database.pgliteDataDir, { onError, lockRetries });
 }
 

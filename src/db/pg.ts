@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { DatabaseUnavailableError } from '../errors';
+import { DatabaseBusyError, DatabaseUnavailableError } from '../errors';
+import { Gate, GateTimeoutError } from '../gate';
 import type { Db, Queryable, Row, Session } from './db';
 import { within } from '../timeout';
 
@@ -54,32 +55,40 @@ async function inTransaction<T>(client: pg.PoolClient, fn: (tx: Queryable) => Pr
 
 export interface PgDbOptions {
   onError?: (err: Error) => void;
+  /** Connections in the pool (DATABASE_POOL_SIZE). */
   max?: number;
+  /** How long a query waits for one of them before DatabaseBusyError (QUEUE_TIMEOUT). */
+  queueTimeoutMs?: number;
 }
 
 export function createPgDb(connectionString: string, options: PgDbOptions = {}): Db {
-  const pool = new pg.Pool({
-    connectionString,
-    max: options.max ?? 10,
-    // A database that does not answer must turn into a quick 503, not a request that hangs.
-    connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
-    // TCP keepalives, so that a connection the network dropped without a word (a NAT or load balancer forgetting
-    // it) is found dead in minutes, not hours: a lock holder's connection sits idle for as long as it holds.
-    keepAlive: true,
-    keepAliveInitialDelayMillis: 30_000,
-  });
-  // An idle client losing its connection emits here; without a listener that would crash the process.
-  pool.on('error', (err) => options.onError?.(err));
-  // Every client listens for its errors for its whole life, as the pool hands it over included. Between the pool
-  // dropping its idle listener and withClient adding its own lies a turn of the event loop, and a connection the
-  // server ends right then (Postgres's FATAL arriving in the packet that completes it, on a failover or an
-  // administrator's pg_terminate_backend) emitted 'error' with no one listening, which took the process down.
-  // Nothing to do here: a client that erred is no longer queryable, so its holder's next query fails and reports
-  // the database unavailable, and the pool discards it when it is released.
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  const max = options.max ?? 10;
+  const pool = newPool(connectionString, max, options.onError);
+  // The health checks' own connection: /health and /ready say whether the database answers, which a pool whose
+  // connections are all busy with a burst of listings says nothing about. Through the shared pool they failed then,
+  // and a platform reading /health as liveness would restart a service that was only busy.
+  const probe = newPool(connectionString, 1, options.onError);
+  // Queries wait here, in order, for one of the pool's connections: pg's own queue counts its wait against the
+  // connection timeout and fails it as a connection failure, so a busy pool was reported as the database down.
+  // With the gate, pg only connects when a connection is free, and its timeout is the database's alone.
+  const connections = new Gate(max, options.queueTimeoutMs ?? 10_000);
 
   async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let leave: () => void;
+    try {
+      leave = await connections.enter();
+    } catch (err) {
+      if (!(err instanceof GateTimeoutError)) throw err;
+      throw new DatabaseBusyError({ cause: err });
+    }
+    try {
+      return await usingClient(fn);
+    } finally {
+      leave();
+    }
+  }
+
+  async function usingClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect().catch(translateConnect);
     let broken: Error | undefined;
     // Noted, so the client is released as broken; the query under way rejects on its own.
@@ -141,9 +150,35 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     // Waiting, locked() only returns once it holds the lock and fn has run.
     withLock: <T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>) => locked(name, fn, true) as Promise<T>,
     tryWithLock: (name, fn) => locked(name, fn, false),
-    ping: (timeoutMs) => ping(() => pool.query('SELECT 1'), timeoutMs),
-    close: () => pool.end(),
+    ping: (timeoutMs) => ping(() => probe.query('SELECT 1'), timeoutMs),
+    close: async () => {
+      await Promise.all([pool.end(), probe.end()]);
+    },
   };
+}
+
+function newPool(connectionString: string, max: number, onError?: (err: Error) => void): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    // A database that does not answer must turn into a quick 503, not a request that hangs.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    // TCP keepalives, so that a connection the network dropped without a word (a NAT or load balancer forgetting
+    // it) is found dead in minutes, not hours: a lock holder's connection sits idle for as long as it holds.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
+  });
+  // An idle client losing its connection emits here; without a listener that would crash the process.
+  pool.on('error', (err) => onError?.(err));
+  // Every client listens for its errors for its whole life, as the pool hands it over included. Between the pool
+  // dropping its idle listener and withClient adding its own lies a turn of the event loop, and a connection the
+  // server ends right then (Postgres's FATAL arriving in the packet that completes it, on a failover or an
+  // administrator's pg_terminate_backend) emitted 'error' with no one listening, which took the process down.
+  // Nothing to do here: a client that erred is no longer queryable, so its holder's next query fails and reports
+  // the database unavailable, and the pool discards it when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 /**

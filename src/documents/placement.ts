@@ -31,6 +31,25 @@ export async function placeUpload(
   storage: Storage,
   body: Readable,
   target: PlacementTarget,
+  options: { fallback: 'local' | 'fail'; logger: Logger; sizeAtMost?: number },
+): Promise<Placement> {
+  // Before a byte is read: an upload that must wait for room pauses its client, and one refused reads nothing more.
+  const gone = new AbortController();
+  const stop = () => gone.abort(body.errored ?? new Error('The upload stopped before its end'));
+  if (body.destroyed) stop();
+  else body.once('close', stop);
+  const release = await storage.admitUpload(options.sizeAtMost, gone.signal);
+  try {
+    return await place(storage, body, target, options);
+  } finally {
+    release();
+  }
+}
+
+async function place(
+  storage: Storage,
+  body: Readable,
+  target: PlacementTarget,
   options: { fallback: 'local' | 'fail'; logger: Logger },
 ): Promise<Placement> {
   const primary = storage.primary;

@@ -29,6 +29,15 @@ export interface StoredUpload {
   readonly sha256: string;
 }
 
+/** A file on its way in, as the form delivers it. */
+export interface NewUpload {
+  readonly stream: Readable;
+  readonly fileName?: string;
+  readonly declaredType?: string;
+  /** What the file cannot exceed (the request's Content-Length), when known: how much memory to keep for it. */
+  readonly sizeAtMost?: number;
+}
+
 export interface DocumentsServiceDeps {
   db: Db;
   storage: Storage;
@@ -84,7 +93,7 @@ export class DocumentsService {
    */
   store(
     customerId: number,
-    upload: { stream: Readable; fileName?: string; declaredType?: string },
+    upload: NewUpload,
     customerRefusal: Promise<unknown>,
   ): Promise<StoredUpload> {
     return this.deps.tasks.track(this.storeUpload(customerId, upload, customerRefusal));
@@ -92,7 +101,7 @@ export class DocumentsService {
 
   private async storeUpload(
     customerId: number,
-    upload: { stream: Readable; fileName?: string; declaredType?: string },
+    upload: NewUpload,
     customerRefusal: Promise<unknown>,
   ): Promise<StoredUpload> {
     const fileName = cleanFileName(upload.fileName);
@@ -113,7 +122,7 @@ export class DocumentsService {
       this.deps.storage,
       inspector,
       { storedFileName, s3Key: this.s3Key(customerId, storedFileName), contentType: mimeType },
-      { fallback: this.deps.config.reliability.s3Fallback, logger: this.deps.logger },
+      { fallback: this.deps.config.reliability.s3Fallback, logger: this.deps.logger, sizeAtMost: upload.sizeAtMost },
     );
     // A small file can be stored before the lookup answers.
     const refused = await refusal;

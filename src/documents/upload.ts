@@ -13,6 +13,8 @@ const MULTIPART_ALLOWANCE = 1024 * 1024;
 /** What the middleware and the storage engine share about one upload request. */
 interface UploadState {
   readonly customerId: number;
+  /** The file cannot be larger than the body (Content-Length) nor than one byte over the limit. */
+  readonly sizeAtMost: number;
   /** The customer's refusal (404, or 503 with the database away) once the lookup answers, else undefined. */
   readonly refusal: Promise<unknown>;
   /** The store's work on the file, settled (never rejected) once it has kept or discarded what it received. */
@@ -42,7 +44,7 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
       const stored = (async () =>
         documents.store(
           upload.customerId,
-          { stream: file.stream, fileName: file.originalname, declaredType: file.mimetype },
+          { stream: file.stream, fileName: file.originalname, declaredType: file.mimetype, sizeAtMost: upload.sizeAtMost },
           upload.refusal,
         ))();
       upload.storing = stored.catch(() => undefined);
@@ -124,6 +126,7 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     };
     const upload: UploadState = {
       customerId,
+      sizeAtMost: Math.min(Number.isFinite(announced) ? announced : Infinity, maxBytes + 1),
       refusal,
       // An upload refused midway is answered now, not when multer has read the rest of the body (it never will).
       // The parser goes too, so that it starts no file from what it still holds; a file under way fails with it,

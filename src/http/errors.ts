@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type {} from 'pino-http'; // req.log
 import { AppError, NotFoundError } from '../errors';
 import { stopReading } from './stop-reading';
@@ -46,11 +46,16 @@ export function errorHandler(lingerBytes: number): ErrorRequestHandler {
     }
     // Refused before its body was read (no token, a bad id, too large by its Content-Length, no such route).
     stopReading(req, res, lingerBytes);
-    // An error is about this moment (a file missing, a store down), never to be kept: a browser that stored a 404
-    // for a document would go on showing it.
-    res
-      .status(error.status)
-      .set({ 'Cache-Control': 'no-store', ...error.headers })
-      .json({ error: { code: error.code, message: error.message } });
+    sendError(res, error);
   };
+}
+
+/** `{"error": {"code", "message"}}`, with the error's status and headers. */
+export function sendError(res: Response, error: AppError): void {
+  // An error is about this moment (a file missing, a store down), never to be kept: a browser that stored a 404
+  // for a document would go on showing it.
+  res
+    .status(error.status)
+    .set({ 'Cache-Control': 'no-store', ...error.headers })
+    .json({ error: { code: error.code, message: error.message } });
 }

@@ -61,11 +61,20 @@ const unauthorized = errorResponse(
   { 'WWW-Authenticate': header('WWWAuthenticate') },
 );
 const internalError = errorResponse('A fault of the service; logged with its cause, never a stack trace here.', ['INTERNAL_ERROR']);
-const databaseUnavailable = errorResponse('The database does not answer; retry after Retry-After seconds.', ['DATABASE_UNAVAILABLE'], retryAfter);
-const storeUnavailable = errorResponse(
-  'The database or the file store does not answer; retry after Retry-After seconds.',
-  ['DATABASE_UNAVAILABLE', 'STORAGE_UNAVAILABLE'],
+const databaseUnavailable = errorResponse(
+  'The database does not answer, or every connection to it stayed busy for QUEUE_TIMEOUT; retry after Retry-After seconds.',
+  ['DATABASE_UNAVAILABLE', 'DATABASE_BUSY'],
   retryAfter,
+);
+const storeUnavailable = errorResponse(
+  'The database or the file store does not answer, or the service had no room for the transfer within QUEUE_TIMEOUT ' +
+    '(STORAGE_BUSY: every S3 download connection held by other downloads); retry after Retry-After seconds.',
+  ['DATABASE_UNAVAILABLE', 'DATABASE_BUSY', 'STORAGE_UNAVAILABLE', 'STORAGE_BUSY'],
+  retryAfter,
+);
+const slowBody = errorResponse(
+  'The body came too slowly: after 30 s, less than 500 bytes a second on average. The connection is closed; nothing is kept.',
+  ['REQUEST_TIMEOUT'],
 );
 const invalidId = errorResponse('A path id is not a positive integer, or the path cannot be decoded.', ID_CODES);
 const customerNotFound = errorResponse('The customer does not exist.', ['CUSTOMER_NOT_FOUND']);
@@ -273,6 +282,7 @@ export const openApiDocument: Json = {
             'BAD_REQUEST',
           ]),
           '401': unauthorized,
+          '408': slowBody,
           '413': errorResponse('The body is larger than 16 kB.', ['BODY_TOO_LARGE']),
           '415': errorResponse(
             'The body is not sent as application/json, or has a charset other than UTF-8 or a Content-Encoding that ' +
@@ -380,6 +390,7 @@ export const openApiDocument: Json = {
           ),
           '401': unauthorized,
           '404': customerNotFound,
+          '408': slowBody,
           '413': errorResponse(
             'The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. Sent as soon as that is known, with ' +
               'Connection: close; the rest of the body is read into nothing for up to 10 s, so that a client still sending sees the answer.',
@@ -392,8 +403,10 @@ export const openApiDocument: Json = {
           ),
           '500': internalError,
           '503': errorResponse(
-            'The database does not answer, or S3 failed with S3_FALLBACK=fail; nothing is kept. Retry after Retry-After seconds.',
-            ['DATABASE_UNAVAILABLE', 'STORAGE_UNAVAILABLE'],
+            'The database does not answer, or S3 failed with S3_FALLBACK=fail; or the service was busy: the memory for ' +
+              'uploads to S3 (S3_UPLOAD_MEMORY), or every database connection, stayed taken for QUEUE_TIMEOUT while the ' +
+              'upload waited unread. Nothing is kept. Retry after Retry-After seconds.',
+            ['DATABASE_UNAVAILABLE', 'DATABASE_BUSY', 'STORAGE_UNAVAILABLE', 'STORAGE_BUSY'],
             retryAfter,
           ),
         },
@@ -672,8 +685,8 @@ export const openApiDocument: Json = {
               'AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID. 404: CUSTOMER_NOT_FOUND, ' +
               'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
               'FILE_TYPE_NOT_ALLOWED, FILE_CONTENT_MISMATCH, UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_CHARSET, ' +
-              'UNSUPPORTED_ENCODING. 416: RANGE_NOT_SATISFIABLE. 503: DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE ' +
-              '(with Retry-After); NOT_READY on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can ' +
+              'UNSUPPORTED_ENCODING. 408: REQUEST_TIMEOUT (a body too slow). 416: RANGE_NOT_SATISFIABLE. 503: ' +
+              'DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE, DATABASE_BUSY, STORAGE_BUSY (with Retry-After); NOT_READY on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can ' +
               'carry. A request that is not valid HTTP is refused before any route, with 400 BAD_REQUEST, 408 ' +
               'REQUEST_TIMEOUT or 431 HEADERS_TOO_LARGE.',
           },

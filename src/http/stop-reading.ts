@@ -11,6 +11,11 @@ export function lingerBytesFor(maxUploadBytes: number): number {
   return 2 * maxUploadBytes + 1024 * 1024;
 }
 
+/** Whether the request announces a body (chunked, or a Content-Length above 0). */
+export function hasBody(req: Request): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
 const stopped = new WeakSet<Request>();
 const lingering = new WeakSet<Request>();
 
@@ -28,8 +33,7 @@ const lingering = new WeakSet<Request>();
 export function stopReading(req: Request, res: Response, lingerBytes: number): void {
   // A request without a body has none to stop, though `complete` is still false while its own 'request' event
   // runs: an error answered synchronously (an unknown route) must not cost the client its connection.
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  if (!hasBody || req.complete || lingering.has(req)) return;
+  if (!hasBody(req) || req.complete || lingering.has(req)) return;
   req.unpipe();
   // One by one: removeAllListeners('data') leaves Node's mark that the stream has 'data' listeners, and Node then
   // sets it flowing again as soon as its 'readable' listeners go, reading the rest into nothing.

@@ -70,6 +70,16 @@ export class StorageUnavailableError extends ServiceUnavailableError {
   }
 }
 
+/**
+ * The store is busy, not down: the room this service keeps for its work with the store (memory for upload parts,
+ * connections for downloads) stayed taken for QUEUE_TIMEOUT. Nothing of the request was stored; it may be retried.
+ */
+export class StorageBusyError extends ServiceUnavailableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE_BUSY', message, options);
+  }
+}
+
 /** A key no driver may use: a server bug or a corrupt row, never a client's doing. */
 export class InvalidKeyError extends AppError {
   constructor(key: string) {

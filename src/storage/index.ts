@@ -1,7 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config, StorageName } from '../config';
+import { Gate, GateTimeoutError } from '../gate';
 import type { Metrics } from '../metrics';
-import { type StorageDriver, StorageUnavailableError } from './driver';
+import { StorageBusyError, type StorageDriver, StorageUnavailableError } from './driver';
 import { LocalDriver } from './local';
 import type { S3Driver } from './s3';
 
@@ -24,6 +25,14 @@ export interface Storage {
   readonly s3?: S3Driver;
   /** The driver for files recorded under `name`; StorageUnavailableError when that store is not configured. */
   driver(name: StorageName): StorageDriver;
+  /**
+   * Waits until an upload of at most `bytes` (undefined: of any size) may start to the primary store, and resolves
+   * with its release, to call once the store has it or has failed. An upload to S3 holds its parts in memory
+   * (lib-storage needs a whole part before sending it): up to three parts each, and S3_UPLOAD_MEMORY for all of
+   * them together. Uploads beyond it wait, unread, so their clients pause; StorageBusyError after QUEUE_TIMEOUT, or
+   * the signal's reason when it aborts first. To local disk, uploads start at once.
+   */
+  admitUpload(bytes: number | undefined, signal?: AbortSignal): Promise<() => void>;
   /** Releases the S3 client's sockets, when this module made the client. */
   close(): void;
 }
@@ -36,23 +45,28 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
   const local = instrument(new LocalDriver(config.storage.uploadDir), metrics);
   const s3config = config.storage.s3;
   let s3: S3Driver | undefined;
+  let uploads: { gate: Gate; perUpload: number } | undefined;
   // Made here, one for downloads and one for the rest (see S3Driver), unless a test or tool injects its own.
   const made: S3Client[] = [];
   if (s3config) {
     const s3module = loadS3();
     if (!s3Client) made.push(s3module.createS3Client(s3config), s3module.createS3Client(s3config));
     const [client, downloads] = s3Client ? [s3Client, s3Client] : made;
+    // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
+    const partSize = Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS));
+    // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184 MB RSS
+    // with four, 138–166 MB with two, at the same speed against s3rver.
+    const queueSize = 2;
+    uploads = { gate: new Gate(s3config.uploadMemory, config.reliability.queueTimeoutMs), perUpload: partSize * (queueSize + 1) };
     s3 = instrument(
       new s3module.S3Driver(
         client,
         s3config.bucket,
         {
-          // Big enough that the largest allowed upload fits in S3's 10,000 parts; never below S3's minimum.
-          partSize: Math.max(MIN_PART_SIZE, Math.ceil(config.uploads.maxBytes / MAX_PARTS)),
-          // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184
-          // MB RSS with four, 138–166 MB with two, at the same speed against s3rver.
-          queueSize: 2,
+          partSize,
+          queueSize,
           prefix: s3config.prefix,
+          downloadSlots: { count: s3config.maxSockets, waitMs: config.reliability.queueTimeoutMs },
         },
         downloads,
       ),
@@ -60,8 +74,9 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
     );
   }
   const drivers: Partial<Record<StorageName, StorageDriver>> = { local, s3 };
+  const primary = config.storage.driver === 's3' && s3 ? s3 : local;
   return {
-    primary: config.storage.driver === 's3' && s3 ? s3 : local,
+    primary,
     local,
     s3,
     driver(name) {
@@ -70,6 +85,16 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
         throw new StorageUnavailableError(new Error(`Files stored on ${name} need ${name} to be configured (AWS_S3_BUCKET_NAME)`));
       }
       return driver;
+    },
+    async admitUpload(bytes, signal) {
+      if (primary !== s3 || !uploads) return () => undefined;
+      try {
+        // A small file is one PutObject of the file: it holds its own size, not three parts.
+        return await uploads.gate.enter(Math.min(bytes ?? Infinity, uploads.perUpload), signal);
+      } catch (err) {
+        if (!(err instanceof GateTimeoutError)) throw err;
+        throw new StorageBusyError('Too many uploads are under way; try again shortly', { cause: err });
+      }
     },
     close() {
       // Only the clients made here: an injected one is its owner's to destroy.

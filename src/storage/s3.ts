@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { finished, Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -9,11 +9,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { IDLE_TIMEOUT_MS, type S3Config } from '../config';
+import { Gate, GateTimeoutError } from '../gate';
 import {
   assertValidKey,
   type ByteRange,
   FirstFailure,
   RangeNotSatisfiableError,
+  StorageBusyError,
   type StorageDriver,
   StorageNotFoundError,
   type StoredObject,
@@ -66,10 +68,16 @@ export interface S3DriverOptions {
   queueSize: number;
   /** The service's key prefix: check() lists under it, which the IAM policy of S3_SETUP_GUIDE.md allows. */
   prefix?: string;
+  /**
+   * The downloads client's sockets (S3_MAX_SOCKETS), and how long a download waits for one (QUEUE_TIMEOUT). Without
+   * it, downloads queue in the SDK, where the wait counts against its connection timeout.
+   */
+  downloadSlots?: { count: number; waitMs: number };
 }
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3' as const;
+  private readonly downloadGate?: Gate;
 
   /**
    * `downloads` sends the GetObjects: a download holds its socket for as long as its client reads, and clients on
@@ -81,7 +89,10 @@ export class S3Driver implements StorageDriver {
     private readonly bucket: string,
     private readonly options: S3DriverOptions,
     private readonly downloads: S3Client = client,
-  ) {}
+  ) {
+    const slots = options.downloadSlots;
+    if (slots) this.downloadGate = new Gate(slots.count, slots.waitMs);
+  }
 
   async put(key: string, body: Readable, { contentType }: { contentType: string }): Promise<void> {
     assertValidKey(key);
@@ -119,14 +130,18 @@ export class S3Driver implements StorageDriver {
       header = `bytes=${range.start}-${range.end ?? ''}`;
     }
 
+    const release = await this.downloadSlot();
     let res;
     try {
       res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
     } catch (err) {
+      release();
       if (errorName(err) === 'InvalidRange') throw new RangeNotSatisfiableError(await this.sizeFrom(err, key));
       throw await this.readFailure(err, key);
     }
     const body = res.Body as Readable;
+    // The socket is the pool's again once the body is read to its end or destroyed, whichever way that comes.
+    finished(body, () => release());
     const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '');
     if (!range) return { body, size: Number(res.ContentLength) };
     if (!contentRange) {
@@ -181,6 +196,22 @@ export class S3Driver implements StorageDriver {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       throw new StorageUnavailableError(err);
+    }
+  }
+
+  /**
+   * A socket of the downloads pool for one GetObject. Each download holds its socket for as long as its client reads,
+   * so slow clients can take them all; a download then waits here for one, and is refused as busy after
+   * QUEUE_TIMEOUT. Waiting in the SDK's pool instead counted against its connection timeout, so S3 was reported,
+   * and logged, as down while it answered every request it was sent.
+   */
+  private async downloadSlot(): Promise<() => void> {
+    if (!this.downloadGate) return () => undefined;
+    try {
+      return await this.downloadGate.enter();
+    } catch (err) {
+      if (!(err instanceof GateTimeoutError)) throw err;
+      throw new StorageBusyError('Too many downloads are under way; try again shortly', { cause: err });
     }
   }
 

@@ -610,6 +610,31 @@ describe('with S3 down', () => {
   }, 60_000);
 });
 
+describe('a body that stops coming', () => {
+  test('the routes that read a body answer 408 REQUEST_TIMEOUT', async () => {
+    // A short grace for the test: the body announces more than it sends, and the rest never comes.
+    const t = await startTestApp({ bodyRate: { graceMs: 300, bytesPerSecond: 1_000_000 } });
+    try {
+      const customerId = (await t.request().post('/api/customers').send({ name: 'Stalled Ltd' })).body.id;
+      const customer = check(
+        await t.request().post('/api/customers').set('Content-Type', 'application/json').set('Content-Length', '1000').send('{"name":'),
+      );
+      const form = '--x\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\n';
+      const upload = check(
+        await t
+          .request()
+          .post(`/api/customers/${customerId}/documents`)
+          .set('Content-Type', 'multipart/form-data; boundary=x')
+          .set('Content-Length', '100000')
+          .send(form),
+      );
+      expect([customer.status, codeOf(customer), upload.status, codeOf(upload)]).toEqual([408, 'REQUEST_TIMEOUT', 408, 'REQUEST_TIMEOUT']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('with the database gone', () => {
   test('/health and /ready answer 503; every /api operation answers 503 DATABASE_UNAVAILABLE with Retry-After', async () => {
     const t = await startTestApp();

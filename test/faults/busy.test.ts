@@ -1,0 +1,155 @@
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { migrate } from '../../src/db/migrate';
+import { createPgDb } from '../../src/db/pg';
+import { startTestApp, type TestApp } from '../helpers/app';
+import { createTestDb } from '../helpers/db';
+import { files } from '../helpers/files';
+import { sha256 } from '../helpers/streams';
+import { streamUpload } from '../helpers/upload';
+
+const MB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether `promise` has settled by now. */
+function tracked<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
+  let done = false;
+  void promise.finally(() => (done = true)).catch(() => undefined);
+  return { promise, settled: () => done };
+}
+
+// The memory and connections themselves are measured by the benchmark's concurrency case (npm run bench); these
+// tests check the mechanism: work beyond the room waits, then is refused as busy, never as an outage.
+describe('busy: S3 uploads beyond S3_UPLOAD_MEMORY', () => {
+  let t: TestApp;
+  let port: number;
+  let customerId: number;
+
+  beforeAll(async () => {
+    // 5 MiB of part buffers: one upload of unknown size takes all of it.
+    t = await startTestApp({ storage: 's3', env: { S3_UPLOAD_MEMORY: '5mb', QUEUE_TIMEOUT: '2s', MAX_UPLOAD_SIZE: '100mb', S3_TIMEOUT: '20s' } });
+    port = await t.listen();
+    customerId = (await t.request().post('/api/customers').send({ name: 'Rush Hour Ltd' })).body.id;
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  test('an upload finding no room waits unread, and is refused with 503 STORAGE_BUSY after QUEUE_TIMEOUT; nothing of it is kept', async () => {
+    const big = streamUpload({ port, path: `/api/customers/${customerId}/documents`, size: 20 * MB });
+    await big.reached(1 * MB);
+    big.pause();
+
+    const started = Date.now();
+    const small = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(2_000), 'small.pdf');
+    expect(small.status).toBe(503);
+    expect(small.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many uploads are under way; try again shortly' });
+    expect(small.headers['retry-after']).toBe('5');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+
+    big.resume();
+    const res = await big.response;
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ storage: 's3', sha256: big.sha256 });
+    const listed = await t.request().get(`/api/customers/${customerId}/documents`);
+    expect(listed.body.documents.map((d: { fileName: string }) => d.fileName)).toEqual(['upload.pdf']);
+    expect((await t.storedFiles()).filter((key) => !key.endsWith(res.body.storedFileName))).toEqual([]);
+  }, 60_000);
+
+  test('an upload that waits goes on as soon as room is freed, and its bytes arrive whole', async () => {
+    // Sent chunked, of unknown size: it takes all the room, though only 2 MB.
+    const big = streamUpload({ port, path: `/api/customers/${customerId}/documents`, size: 2 * MB, fileName: 'first.pdf' });
+    await big.reached(1 * MB);
+    big.pause();
+    const second = streamUpload({ port, path: `/api/customers/${customerId}/documents`, size: 30 * MB, fileName: 'second.pdf' });
+    const answered = tracked(second.response);
+    await sleep(500);
+    // Waiting, unread: what the client could send is what socket buffers hold (a few MB), not its 30 MB.
+    expect(answered.settled()).toBe(false);
+    expect(second.sent()).toBeLessThan(10 * MB);
+
+    big.resume();
+    const [first, next] = await Promise.all([big.response, second.response]);
+    expect([first.status, next.status]).toEqual([201, 201]);
+    expect(next.body).toMatchObject({ storage: 's3', sha256: second.sha256 });
+  }, 60_000);
+});
+
+describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
+  test('a download finding every S3 connection held by slow clients waits, then is refused as busy, not as S3 down', async () => {
+    const t = await startTestApp({ storage: 's3', env: { S3_MAX_SOCKETS: '1', QUEUE_TIMEOUT: '1s', MAX_UPLOAD_SIZE: '100mb' } });
+    try {
+      const port = await t.listen();
+      const customerId = (await t.request().post('/api/customers').send({ name: 'Slow Readers plc' })).body.id;
+      const content = files.pdf(64 * MB);
+      const doc = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', content, 'big.pdf');
+      expect(doc.status).toBe(201);
+      const held = await new Promise<http.IncomingMessage>((resolve) =>
+        http.get({ port, host: '127.0.0.1', path: `${doc.headers.location}/download`, agent: false }, resolve),
+      );
+      held.pause(); // its S3 connection stays taken while this client does not read
+
+      const refused = await t.request().get(`${doc.headers.location}/download`);
+      expect(refused.status).toBe(503);
+      expect(refused.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many downloads are under way; try again shortly' });
+      expect(refused.headers['retry-after']).toBe('5');
+      // S3 itself answers: uploads (another pool) still go to it meanwhile.
+      const small = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(10_000), 'small.pdf');
+      expect([small.status, small.body.storage]).toEqual([201, 's3']);
+
+      // A download that waits gets the connection once the slow one is done.
+      const waiting = t.request().get(`${doc.headers.location}/download`).buffer(true).parse((res, done) => {
+        const hash = createHash('sha256');
+        res.on('data', (c: Buffer) => hash.update(c));
+        res.on('end', () => done(null, hash.digest('hex')));
+      });
+      await sleep(300);
+      held.destroy();
+      const served = await waiting;
+      expect(served.status).toBe(200);
+      expect(served.body).toBe(sha256(content));
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});
+
+// PGlite is one connection inside the process, with no pool to run out of.
+const onPostgres = process.env.DATABASE_URL ? describe : describe.skip;
+
+onPostgres('busy: every database connection taken (Postgres)', () => {
+  test('a request waits for a connection, then is refused as DATABASE_BUSY, while /health answers through its own', async () => {
+    const database = await createTestDb();
+    await migrate(database.db);
+    const db = createPgDb(database.url!, { max: 2, queueTimeoutMs: 2_000 });
+    const t = await startTestApp({ storage: 'local', database: { db, kind: 'postgres', openAgain: async () => db, close: () => db.close() } });
+    try {
+      const customerId = (await t.request().post('/api/customers').send({ name: 'Crowded Pool GmbH' })).body.id;
+      // Both connections busy for 3 s, as under a burst of long listings.
+      const long = [db.query('SELECT pg_sleep(3)'), db.query('SELECT pg_sleep(3)')];
+      await sleep(100);
+      const listing = await t.request().get(`/api/customers/${customerId}/documents`);
+      expect(listing.status).toBe(503);
+      expect(listing.body.error).toEqual({ code: 'DATABASE_BUSY', message: 'The service is busy; try again shortly' });
+      expect(listing.headers['retry-after']).toBe('5');
+      // The database answers: a platform must not restart the service, nor a load balancer take it out.
+      const health = await t.request().get('/health');
+      expect([health.status, health.body.status]).toEqual([200, 'ok']);
+
+      await Promise.all(long);
+
+      // A request that waits less than QUEUE_TIMEOUT gets a connection as one is freed.
+      const short = [db.query('SELECT pg_sleep(1)'), db.query('SELECT pg_sleep(1)')];
+      await sleep(100);
+      const waiting = tracked(t.request().get(`/api/customers/${customerId}/documents`).then((res) => res));
+      await sleep(500);
+      expect(waiting.settled()).toBe(false);
+      await Promise.all(short);
+      expect((await waiting.promise).status).toBe(200);
+    } finally {
+      await t.close();
+      await db.close();
+      await database.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,123 @@
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { type RunningService, startService } from '../../src/server';
+import { logger, startTestApp, type TestApp } from '../helpers/app';
+import { createTestDb, type TestDb } from '../helpers/db';
+import { streamUpload } from '../helpers/upload';
+import { eventually } from '../helpers/wait';
+
+const MB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Opens a raw connection; resolves once connected. */
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Everything the server sends on `socket` until it closes it (or `ms` pass). */
+function answerOf(socket: net.Socket, ms = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    socket.on('error', () => undefined);
+    socket.once('close', () => resolve(answer));
+    setTimeout(() => resolve(answer), ms).unref();
+  });
+}
+
+describe('a request body that comes too slowly', () => {
+  let t: TestApp;
+  let port: number;
+  let customerId: number;
+  beforeAll(async () => {
+    // Half a second of grace, then 10 kB/s: the production rule (30 s, 500 B/s) at a test's pace.
+    t = await startTestApp({ bodyRate: { graceMs: 500, bytesPerSecond: 10_000 } });
+    port = await t.listen();
+    customerId = (await t.request().post('/api/customers').send({ name: 'Trickle & Co' })).body.id;
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  test('an upload trickling a byte at a time gets 408 REQUEST_TIMEOUT, its connection closed, and nothing of it kept', async () => {
+    const socket = await connect(port);
+    const answer = answerOf(socket);
+    const boundary = 'trickle';
+    socket.write(
+      `POST /api/customers/${customerId}/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n` +
+        `Content-Length: 100000\r\n\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.pdf"\r\n` +
+        'Content-Type: application/pdf\r\n\r\n%PDF-1.7\n',
+    );
+    const trickle = setInterval(() => socket.write('x', () => undefined), 100);
+    try {
+      const started = Date.now();
+      const text = await answer;
+      expect(text.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+      expect(text).toMatch(/\r\nConnection: close\r\n/i);
+      expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({
+        error: { code: 'REQUEST_TIMEOUT', message: 'The request body arrived too slowly; send it again' },
+      });
+      // Closed by the server, within the grace and the time its bytes earned, not at the idle timeout.
+      expect(socket.destroyed || socket.readableEnded).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+    await t.settle();
+    await eventually(async () => (await t.storedFiles()).length === 0, 5_000, 'the partial upload removed');
+    expect((await t.request().get(`/api/customers/${customerId}/documents`)).body.documents).toEqual([]);
+  }, 30_000);
+
+  test('an upload that pauses after sending much has earned the time: it is not cut off', async () => {
+    const upload = streamUpload({ port, path: `/api/customers/${customerId}/documents`, size: 2 * MB });
+    await upload.reached(1 * MB); // 1 MB at 10 kB/s earns 100 s
+    upload.pause();
+    await sleep(1_500); // three times the grace
+    upload.resume();
+    const res = await upload.response;
+    expect(res.status).toBe(201);
+    expect(res.body.sha256).toBe(upload.sha256);
+  }, 30_000);
+});
+
+describe('MAX_CONNECTIONS', () => {
+  let database: TestDb;
+  let service: RunningService;
+  beforeAll(async () => {
+    database = await createTestDb();
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      PORT: '0',
+      UPLOAD_DIR: path.join(os.tmpdir(), `max-connections-${process.pid}`),
+      MAX_CONNECTIONS: '3',
+    });
+    service = await startService(config, logger, { db: database.db });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await database.close();
+  });
+
+  test('a connection beyond the limit is closed on arrival; those open are served, and room frees as they close', async () => {
+    const held = await Promise.all([connect(service.port), connect(service.port), connect(service.port)]);
+    const extra = await connect(service.port);
+    const refused = answerOf(extra, 5_000);
+    extra.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n', () => undefined);
+    expect(await refused).toBe('');
+    expect(extra.readableEnded || extra.destroyed).toBe(true);
+
+    // Those already open still get their answers.
+    const served = answerOf(held[0], 2_000);
+    held[0].write('GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect((await served).split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+
+    for (const socket of held) socket.destroy();
+    await eventually(() => fetch(`http://127.0.0.1:${service.port}/health`).then((r) => r.ok, () => false), 5_000, 'room again');
+  }, 30_000);
+});
