@@ -254,7 +254,8 @@ async function manySlowUploads(work: string, s3: BenchS3): Promise<void> {
   const rate = 1 * MB;
   console.log(`\n== ${clients} clients at once, each uploading ${size / MB} MB at ${rate / MB} MB/s to S3`);
   for (const [label, extra] of [
-    ['S3_UPLOAD_MEMORY=256mb (default)', {}],
+    ['S3_UPLOAD_MEMORY=128mb (default)', {}],
+    ['S3_UPLOAD_MEMORY=256mb', { S3_UPLOAD_MEMORY: '256mb' }],
     ['no cap (S3_UPLOAD_MEMORY=64gb)', { S3_UPLOAD_MEMORY: '64gb' }],
   ] as const) {
     const svc = await startServer('dist/server.js', await serviceEnv(await fs.mkdtemp(path.join(work, 'svc-many-')), { ...s3.env, ...extra }), '/health');

@@ -35,7 +35,7 @@ describe('configuration', () => {
       timeoutMs: 10_000,
       maxAttempts: 3,
       maxSockets: 256,
-      uploadMemory: 256 * 1024 * 1024,
+      uploadMemory: 128 * 1024 * 1024,
       endpoint: undefined,
       forcePathStyle: false,
       credentials: undefined,
@@ -119,7 +119,7 @@ describe('configuration', () => {
     [{ S3_TIMEOUT: '10ms' }, 'S3_TIMEOUT accepts a duration'],
     [{ S3_MAX_ATTEMPTS: '0' }, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'],
     [{ S3_MAX_SOCKETS: '1.5' }, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'],
-    [{ S3_UPLOAD_MEMORY: '1mb' }, 'S3_UPLOAD_MEMORY accepts a size such as 256mb or 1gb, or a number of bytes, of at least 5MB'],
+    [{ S3_UPLOAD_MEMORY: '1mb' }, 'S3_UPLOAD_MEMORY accepts a size such as 128mb or 1gb, or a number of bytes, of at least 5MB'],
     [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE accepts a whole number from 1 to 1000'],
     [{ QUEUE_TIMEOUT: 'soon' }, 'QUEUE_TIMEOUT accepts a duration'],
     [{ MAX_CONNECTIONS: '-1' }, 'MAX_CONNECTIONS accepts a whole number from 1 to 1000000'],
@@ -144,7 +144,7 @@ describe('configuration', () => {
       load({ S3_FALLBACK: 'fail', SYNC_INTERVAL: '5m', SHUTDOWN_TIMEOUT: '10', QUEUE_TIMEOUT: '0', MAX_CONNECTIONS: '500' }).reliability,
     ).toEqual({ s3Fallback: 'fail', syncIntervalMs: 300_000, shutdownTimeoutMs: 10_000, queueTimeoutMs: 0, maxConnections: 500 });
     expect(load({ DATABASE_POOL_SIZE: '40' }).database.poolSize).toBe(40);
-    expect(load({ AWS_S3_BUCKET_NAME: 'b-1' }).storage.s3?.uploadMemory).toBe(256 * 1024 * 1024);
+    expect(load({ AWS_S3_BUCKET_NAME: 'b-1' }).storage.s3?.uploadMemory).toBe(128 * 1024 * 1024);
     const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5', S3_MAX_SOCKETS: '64', S3_UPLOAD_MEMORY: '64mb' }).storage.s3;
     expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5, maxSockets: 64, uploadMemory: 64 * 1024 * 1024 });
     expect(load({ SYNC_INTERVAL: '24d' }).reliability.syncIntervalMs).toBe(24 * 86_400_000);

@@ -60,7 +60,7 @@ export async function startS3(bucket = 'test-documents'): Promise<TestS3> {
     timeoutMs: 2_000,
     maxSockets: 256,
     maxAttempts: 2,
-    uploadMemory: 256 * 1024 * 1024,
+    uploadMemory: 128 * 1024 * 1024,
   };
   const client = createS3Client(config);
   const stopServer = async () => {
