@@ -195,7 +195,9 @@ const schema = z.object({
   // One upload holds up to three parts of at least 5 MiB each (storage/index.ts): 128mb is 8 such uploads at once, or
   // 64 of 2 MB. The bench measured a burst at the cap peaking at about 100 MB plus 1.35 times it (437 MB for 256mb).
   S3_UPLOAD_MEMORY: size('S3_UPLOAD_MEMORY', '128mb', 5 * 1024 * 1024),
-  DATABASE_POOL_SIZE: wholeNumber('DATABASE_POOL_SIZE', 10, 1, 1_000),
+  // At least 3: the sync job and a removal of a leftover copy each hold a connection for their lock and need one
+  // more for their queries; with two, both could hold one each and wait for good.
+  DATABASE_POOL_SIZE: wholeNumber('DATABASE_POOL_SIZE', 10, 3, 1_000),
   QUEUE_TIMEOUT: duration('QUEUE_TIMEOUT', '10s', 0),
   MAX_CONNECTIONS: wholeNumber('MAX_CONNECTIONS', 4_096, 1, 1_000_000),
   S3_FALLBACK: optional(z.enum(['local', 'fail'], { message: 'S3_FALLBACK accepts local or fail' })),

@@ -120,7 +120,7 @@ describe('configuration', () => {
     [{ S3_MAX_ATTEMPTS: '0' }, 'S3_MAX_ATTEMPTS accepts a whole number from 1 to 10'],
     [{ S3_MAX_SOCKETS: '1.5' }, 'S3_MAX_SOCKETS accepts a whole number from 1 to 10000'],
     [{ S3_UPLOAD_MEMORY: '1mb' }, 'S3_UPLOAD_MEMORY accepts a size such as 128mb or 1gb, or a number of bytes, of at least 5MB'],
-    [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE accepts a whole number from 1 to 1000'],
+    [{ DATABASE_POOL_SIZE: '2' }, 'DATABASE_POOL_SIZE accepts a whole number from 3 to 1000'],
     [{ QUEUE_TIMEOUT: 'soon' }, 'QUEUE_TIMEOUT accepts a duration'],
     [{ MAX_CONNECTIONS: '-1' }, 'MAX_CONNECTIONS accepts a whole number from 1 to 1000000'],
     [{ SYNC_INTERVAL: '-5s' }, 'SYNC_INTERVAL accepts a duration'],

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config';
 import type { Db } from '../db';
-import { isValidKey, type Storage, StorageNotFoundError, StorageUnavailableError } from '../storage';
+import { isValidKey, type Storage, StorageBusyError, StorageNotFoundError, StorageUnavailableError } from '../storage';
 import { enqueueFileDeletions, type FileDeletions } from './deletions';
 import { type DocumentRow, mimeTypeOf, s3KeyFor } from './document';
 import { Digest, digestOf } from './digest';
@@ -134,6 +134,9 @@ async function onS3<T>(op: () => Promise<T>): Promise<T> {
     return await op();
   } catch (err) {
     if (err instanceof StorageUnavailableError) throw new S3NotAnswering('S3 is not answering', { cause: err });
+    // Every download connection held by clients: the read-back of a copy waits behind them, and the pass stops
+    // rather than fail each document after QUEUE_TIMEOUT.
+    if (err instanceof StorageBusyError) throw new S3NotAnswering('every S3 download connection is busy', { cause: err });
     throw err;
   }
 }

@@ -38,7 +38,12 @@ export async function placeUpload(
   const stop = () => gone.abort(body.errored ?? new Error('The upload stopped before its end'));
   if (body.destroyed) stop();
   else body.once('close', stop);
-  const release = await storage.admitUpload(options.sizeAtMost, gone.signal);
+  let release: () => void;
+  try {
+    release = await storage.admitUpload(options.sizeAtMost, gone.signal);
+  } finally {
+    body.off('close', stop);
+  }
   try {
     return await place(storage, body, target, options);
   } finally {

@@ -53,7 +53,7 @@ export class S3Sync {
           }
         } catch (err) {
           if (err instanceof S3NotAnswering) {
-            logger.warn({ err: err.cause, documentId: row.id }, 'S3 is still not answering; documents wait on local disk');
+            logger.warn({ err: err.cause, documentId: row.id }, `${err.message}; documents wait on local disk for the next pass`);
             return { moved, failed: failed + 1 };
           }
           failed++;

@@ -73,7 +73,8 @@ const storeUnavailable = errorResponse(
   retryAfter,
 );
 const slowBody = errorResponse(
-  'The body came too slowly: after 30 s, less than 500 bytes a second on average. The connection is closed; nothing is kept.',
+  'The body came too slowly: it may take 30 s (more when QUEUE_TIMEOUT is over 20 s), plus one second for every 500 bytes ' +
+    'it has sent. The connection is closed; nothing is kept.',
   ['REQUEST_TIMEOUT'],
 );
 const invalidId = errorResponse('A path id is not a positive integer, or the path cannot be decoded.', ID_CODES);
@@ -403,9 +404,10 @@ export const openApiDocument: Json = {
           ),
           '500': internalError,
           '503': errorResponse(
-            'The database does not answer, or S3 failed with S3_FALLBACK=fail; or the service was busy: the memory for ' +
-              'uploads to S3 (S3_UPLOAD_MEMORY), or every database connection, stayed taken for QUEUE_TIMEOUT while the ' +
-              'upload waited unread. Nothing is kept. Retry after Retry-After seconds.',
+            'The database does not answer, or S3 failed with S3_FALLBACK=fail; or the service was busy: every database ' +
+              'connection stayed taken for QUEUE_TIMEOUT (DATABASE_BUSY), or the memory for uploads to S3 ' +
+              '(S3_UPLOAD_MEMORY) did, while the upload waited unread (STORAGE_BUSY). Nothing is kept. Retry after ' +
+              'Retry-After seconds.',
             ['DATABASE_UNAVAILABLE', 'DATABASE_BUSY', 'STORAGE_UNAVAILABLE', 'STORAGE_BUSY'],
             retryAfter,
           ),

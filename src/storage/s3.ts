@@ -246,9 +246,13 @@ export class S3Driver implements StorageDriver {
   }
 }
 
-/** The first `length` bytes of `source`; leaving the loop early destroys the source, releasing its socket. */
+/**
+ * The first `length` bytes of `source`; leaving the loop early destroys the source, releasing its socket and its
+ * download slot. So does destroying the result before it is read (a HEAD): a generator that never started runs no
+ * cleanup, and the source would hold both for good.
+ */
 function take(source: Readable, length: number): Readable {
-  return Readable.from(
+  const taken = Readable.from(
     (async function* () {
       let left = length;
       for await (const chunk of source as AsyncIterable<Buffer>) {
@@ -259,6 +263,8 @@ function take(source: Readable, length: number): Readable {
     })(),
     { objectMode: false },
   );
+  taken.once('close', () => source.destroy());
+  return taken;
 }
 
 function errorName(err: unknown): string | undefined {
