@@ -1,7 +1,8 @@
 /**
  * npm run bench: the service against what a user would otherwise run, on this machine, in one run. Prints a table
  * and writes it to bench/results.json and, in Markdown, to bench/results.md. BENCH_QUICK=1 uses small sizes and
- * short runs (to try the bench itself). BENCH_ONLY=<case> runs one case (throughput, small, many, listing, upgrade)
+ * short runs (to try the bench itself). BENCH_ONLY=<case> runs one case (throughput, small,
+ * many-uploads, many-listings, listing, upgrade)
  * and only prints its table.
  */
 import { execSync } from 'node:child_process';
@@ -45,7 +46,8 @@ async function main(): Promise<void> {
   try {
     if (runs('throughput')) await throughput(work, files, s3);
     if (runs('small')) await smallDocuments(work);
-    if (runs('many')) await manySlowUploads(work, s3);
+    if (runs('many-uploads')) await manySlowUploads(work, s3);
+    if (runs('many-listings')) await manyListings(work);
     if (runs('listing')) await listingAtScale(work);
     if (runs('upgrade')) await upgradeAtScale();
   } finally {
@@ -277,6 +279,42 @@ async function manySlowUploads(work: string, s3: BenchS3): Promise<void> {
     } finally {
       await svc.stop();
     }
+  }
+}
+
+/**
+ * A burst of listings of a long list: each listing holds up to two pages of rows while it is written, so the page
+ * size (LIST_PAGE) is what such a burst costs in memory.
+ */
+async function manyListings(work: string): Promise<void> {
+  const clients = QUICK ? 100 : 500;
+  const documents = 5_000;
+  console.log(`\n== ${clients} listings at once of a customer with ${documents.toLocaleString('en')} documents`);
+  const env = await serviceEnv(await fs.mkdtemp(path.join(work, 'svc-listings-')));
+  const svc = await startServer('dist/server.js', env, '/health');
+  try {
+    const customer = await createCustomer(svc.port);
+    const db = env.DATABASE_URL ? createPgDb(env.DATABASE_URL, { max: 2 }) : undefined;
+    if (!db) throw new Error('this case needs Postgres (BENCH_DATABASE_URL, DATABASE_URL or 127.0.0.1:5432)');
+    await db.query(
+      `INSERT INTO customer_documents (customer_id, file_name, file_path, stored_file_name, file_type, file_size, size_bytes, storage, sha256)
+       SELECT $1, 'document-' || n || '.pdf', n || '.pdf', n || '.pdf', 'application/pdf', 1000, 1000, 'local', repeat('a', 64)
+       FROM generate_series(1, ${documents}) AS n`,
+      [customer],
+    );
+    await db.close();
+    const listing = async () => {
+      const res = await fetch(`http://127.0.0.1:${svc.port}/api/customers/${customer}/documents`).catch(() => undefined);
+      if (!res) return 'failed';
+      const text = await res.text().catch(() => '');
+      if (res.status !== 200) return String(res.status);
+      return (JSON.parse(text) as { documents: unknown[] }).documents.length === documents ? 'whole' : 'cut short';
+    };
+    const { result, peakRss } = await withPeakRss(svc.pid, () => Promise.all(Array.from({ length: clients }, listing)));
+    const outcomes = [...new Set(result)].map((o) => `${result.filter((r) => r === o).length} ${o}`).join(', ');
+    add({ figure: `${clients} listings at once of ${documents.toLocaleString('en')} documents: peak RSS`, value: peakRss / MB, unit: 'MB', note: outcomes });
+  } finally {
+    await svc.stop();
   }
 }
 

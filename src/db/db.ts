@@ -1,7 +1,11 @@
 export type Row = Record<string, unknown>;
 
-/** Rows per query when a listing of any length is read in pages. */
-export const LIST_PAGE = 1_000;
+/**
+ * Rows per query when a listing of any length is read in pages. A listing holds up to two pages while it is written,
+ * so the page is what a burst of listings costs: 500 at once of 5,000 documents peaked at 564–1,484 MB RSS with 1,000
+ * rows, 402–557 MB with 200, 382 MB once with 100 (BENCH_ONLY=many-listings npm run bench, 2026-11-26).
+ */
+export const LIST_PAGE = 200;
 
 export interface Queryable {
   /** Runs one statement with $1..$n parameters and returns its rows. */

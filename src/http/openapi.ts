@@ -183,7 +183,7 @@ export const openApiDocument: Json = {
       'under /api, an unauthenticated request gets 401 before that. Every response from the routes carries X-Request-Id and ' +
       'X-Content-Type-Options: nosniff; the 400, 408, 413 and 431 that Node answers before any route (a request that is ' +
       'not valid HTTP, headers too slow or too large, oversized chunk extensions) carry nosniff but no X-Request-Id. JSON GETs carry a weak ETag and answer If-None-Match ' +
-      'with 304, except listings of more than 1,000 entries, which are written as they are read from the database (an ' +
+      'with 304, except listings of more than 200 entries, which are written as they are read from the database (an ' +
       'error midway cuts the connection). A browser sends no Authorization header for a plain link, so with authentication on a frontend fetches ' +
       'file responses with the header; it shows only the types /view serves inline and saves the rest.',
   },
@@ -526,7 +526,7 @@ export const openApiDocument: Json = {
         schema: { type: 'string', pattern: "^(inline|attachment); filename=\"[^\"]*\"; filename\\*=UTF-8''\\S*$" },
       },
       JsonETag: {
-        description: 'A weak validator of the JSON body, for If-None-Match; absent on listings of more than 1,000 entries, written as they are read.',
+        description: 'A weak validator of the JSON body, for If-None-Match; absent on listings of more than 200 entries, written as they are read.',
         schema: { type: 'string', pattern: '^W/"[^"]+"$' },
       },
       ETag: {
