@@ -141,18 +141,24 @@ export async function startService(
   };
 }
 
-/** Logs connections closed at MAX_CONNECTIONS, at most once a minute, with how many. */
+/** Logs the first connection closed at MAX_CONNECTIONS at once, then how many more once a minute while they go on. */
 function warnDropped(logger: Logger, maxConnections: number): () => void {
   let dropped = 0;
   let timer: NodeJS.Timeout | undefined;
+  const report = () => {
+    timer = undefined;
+    if (dropped === 0) return;
+    logger.warn({ dropped, maxConnections }, 'connections closed on arrival in the last minute: MAX_CONNECTIONS were open');
+    dropped = 0;
+    timer = setTimeout(report, 60_000).unref();
+  };
   return () => {
-    dropped++;
-    timer ??= setTimeout(() => {
-      logger.warn({ dropped, maxConnections }, 'connections closed on arrival: MAX_CONNECTIONS were open');
-      dropped = 0;
-      timer = undefined;
-    }, 60_000).unref();
-    if (dropped === 1) logger.warn({ maxConnections }, 'MAX_CONNECTIONS reached: new connections are closed on arrival');
+    if (timer) {
+      dropped++;
+      return;
+    }
+    logger.warn({ maxConnections }, 'MAX_CONNECTIONS reached: new connections are closed on arrival');
+    timer = setTimeout(report, 60_000).unref();
   };
 }
 

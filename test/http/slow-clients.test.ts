@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { type RunningService, startService } from '../../src/server';
-import { logger, startTestApp, type TestApp } from '../helpers/app';
+import { createLogger } from '../../src/logger';
+import { startTestApp, type TestApp } from '../helpers/app';
 import { createTestDb, type TestDb } from '../helpers/db';
 import { streamUpload } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
@@ -87,6 +88,7 @@ describe('a request body that comes too slowly', () => {
 });
 
 describe('MAX_CONNECTIONS', () => {
+  const lines: string[] = [];
   let database: TestDb;
   let service: RunningService;
   beforeAll(async () => {
@@ -97,7 +99,7 @@ describe('MAX_CONNECTIONS', () => {
       UPLOAD_DIR: path.join(os.tmpdir(), `max-connections-${process.pid}`),
       MAX_CONNECTIONS: '3',
     });
-    service = await startService(config, logger, { db: database.db });
+    service = await startService(config, createLogger('warn', { write: (line: string) => void lines.push(line) }), { db: database.db });
   });
   afterAll(async () => {
     await service?.close();
@@ -111,6 +113,11 @@ describe('MAX_CONNECTIONS', () => {
     extra.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n', () => undefined);
     expect(await refused).toBe('');
     expect(extra.readableEnded || extra.destroyed).toBe(true);
+    // Ops are told, once (more are summed up a minute later).
+    const again = await connect(service.port);
+    again.destroy();
+    await eventually(() => lines.some((l) => l.includes('MAX_CONNECTIONS reached')), 2_000, 'the warning');
+    expect(lines.filter((l) => l.includes('MAX_CONNECTIONS reached'))).toHaveLength(1);
 
     // Those already open still get their answers.
     const served = answerOf(held[0], 2_000);
