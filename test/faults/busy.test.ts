@@ -77,73 +77,74 @@ describe('busy: S3 uploads beyond S3_UPLOAD_MEMORY', () => {
 });
 
 describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
-  test('a download finding every S3 connection held by slow clients waits, then is refused as busy, not as S3 down', async () => {
-    const t = await startTestApp({ storage: 's3', env: { S3_MAX_SOCKETS: '1', QUEUE_TIMEOUT: '1s', MAX_UPLOAD_SIZE: '100mb' } });
-    try {
-      const port = await t.listen();
-      const customerId = (await t.request().post('/api/customers').send({ name: 'Slow Readers plc' })).body.id;
-      const content = files.pdf(64 * MB);
-      const doc = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', content, 'big.pdf');
-      expect(doc.status).toBe(201);
-      // A HEAD of a range the store over-sends (s3rver reads bytes=0-0 as bytes=0-) gives its connection back too.
-      for (let i = 0; i < 3; i++) {
-        expect((await t.request().head(`${doc.headers.location}/download`).set('Range', 'bytes=0-0')).status).toBe(206);
-      }
-      const held = await new Promise<http.IncomingMessage>((resolve) =>
-        http.get({ port, host: '127.0.0.1', path: `${doc.headers.location}/download`, agent: false }, resolve),
-      );
-      held.pause(); // its S3 connection stays taken while this client does not read
-
-      const refused = await t.request().get(`${doc.headers.location}/download`);
-      expect(refused.status).toBe(503);
-      expect(refused.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many downloads are under way; try again shortly' });
-      expect(refused.headers['retry-after']).toBe('5');
-      // S3 itself answers: uploads (another pool) still go to it meanwhile.
-      const small = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(10_000), 'small.pdf');
-      expect([small.status, small.body.storage]).toEqual([201, 's3']);
-
-      // A download that waits gets the connection once the slow one is done.
-      const waiting = t.request().get(`${doc.headers.location}/download`).buffer(true).parse((res, done) => {
-        const hash = createHash('sha256');
-        res.on('data', (c: Buffer) => hash.update(c));
-        res.on('end', () => done(null, hash.digest('hex')));
+  let t: TestApp;
+  let port: number;
+  let customerId: number;
+  const content = files.pdf(64 * MB);
+  let location: string;
+  /** A download of the big document whose client does not read: its S3 connection, the only one, stays taken. */
+  const holdDownload = () =>
+    new Promise<http.IncomingMessage>((resolve) => {
+      http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false }, (res) => {
+        res.pause();
+        resolve(res);
       });
-      await sleep(300);
-      held.destroy();
-      const served = await waiting;
-      expect(served.status).toBe(200);
-      expect(served.body).toBe(sha256(content));
-    } finally {
-      await t.close();
-    }
-  }, 60_000);
-});
+    });
 
-describe('busy: the background sync while clients hold every S3 download connection', () => {
-  test('the pass stops at the first document, for the next pass, rather than fail each one after QUEUE_TIMEOUT', async () => {
-    const t = await startTestApp({ storage: 's3', env: { S3_MAX_SOCKETS: '1', QUEUE_TIMEOUT: '500ms', MAX_UPLOAD_SIZE: '100mb' } });
-    try {
-      const port = await t.listen();
-      const customerId = (await t.request().post('/api/customers').send({ name: 'Backlog BV' })).body.id;
-      const big = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(64 * MB), 'big.pdf');
-      // Two uploads during an S3 outage, kept on local disk to be moved.
-      await t.s3!.down();
-      for (const name of ['a.pdf', 'b.pdf']) {
-        const kept = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(10_000), name);
-        expect(kept.body).toMatchObject({ storage: 'local', pendingStorage: 's3' });
-      }
-      await t.s3!.up();
-      const held = await new Promise<http.IncomingMessage>((resolve) =>
-        http.get({ port, host: '127.0.0.1', path: `${big.headers.location}/download`, agent: false }, resolve),
-      );
-      held.pause();
-      // The copy's read-back waits for a download connection: the pass stops there, with both still waiting.
-      expect(await t.services.sync.run()).toEqual({ moved: 0, failed: 1 });
-      held.destroy();
-      await eventually(async () => (await t.services.sync.run()).moved === 2, 10_000, 'both moved once a connection is free');
-    } finally {
-      await t.close();
+  beforeAll(async () => {
+    // One connection for downloads: one client that does not read holds them all.
+    t = await startTestApp({ storage: 's3', env: { S3_MAX_SOCKETS: '1', QUEUE_TIMEOUT: '1s', MAX_UPLOAD_SIZE: '100mb' } });
+    port = await t.listen();
+    customerId = (await t.request().post('/api/customers').send({ name: 'Slow Readers plc' })).body.id;
+    const doc = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', content, 'big.pdf');
+    expect(doc.status).toBe(201);
+    location = doc.headers.location;
+  }, 60_000);
+  afterAll(async () => {
+    await t.close();
+  });
+
+  test('a download finding every S3 connection held by slow clients waits, then is refused as busy, not as S3 down', async () => {
+    // A HEAD of a range the store over-sends (s3rver reads bytes=0-0 as bytes=0-) gives its connection back too.
+    for (let i = 0; i < 3; i++) {
+      expect((await t.request().head(`${location}/download`).set('Range', 'bytes=0-0')).status).toBe(206);
     }
+    const held = await holdDownload();
+
+    const refused = await t.request().get(`${location}/download`);
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many downloads are under way; try again shortly' });
+    expect(refused.headers['retry-after']).toBe('5');
+    // S3 itself answers: uploads (another pool) still go to it meanwhile.
+    const small = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(10_000), 'small.pdf');
+    expect([small.status, small.body.storage]).toEqual([201, 's3']);
+
+    // A download that waits gets the connection once the slow one is done.
+    const waiting = t.request().get(`${location}/download`).buffer(true).parse((res, done) => {
+      const hash = createHash('sha256');
+      res.on('data', (c: Buffer) => hash.update(c));
+      res.on('end', () => done(null, hash.digest('hex')));
+    });
+    await sleep(300);
+    held.destroy();
+    const served = await waiting;
+    expect(served.status).toBe(200);
+    expect(served.body).toBe(sha256(content));
+  }, 60_000);
+
+  test('the background sync stops its pass at the first document, for the next pass, rather than fail each one after QUEUE_TIMEOUT', async () => {
+    // Two uploads during an S3 outage, kept on local disk to be moved.
+    await t.s3!.down();
+    for (const name of ['a.pdf', 'b.pdf']) {
+      const kept = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(10_000), name);
+      expect(kept.body).toMatchObject({ storage: 'local', pendingStorage: 's3' });
+    }
+    await t.s3!.up();
+    const held = await holdDownload();
+    // The copy's read-back waits for a download connection: the pass stops there, with both still waiting.
+    expect(await t.services.sync.run()).toEqual({ moved: 0, failed: 1 });
+    held.destroy();
+    await eventually(async () => (await t.services.sync.run()).moved === 2, 10_000, 'both moved once a connection is free');
   }, 60_000);
 });
 
