@@ -88,92 +88,83 @@ export async function withPeakRss<T>(pid: number, fn: () => Promise<T>): Promise
   }
 }
 
-/** POSTs `file` as multipart/form-data (field "file") or as the raw body; resolves with seconds taken and the reply. */
-export function upload(port: number, urlPath: string, file: string, size: number, multipart = true): Promise<{ seconds: number; status: number; body: string }> {
-  const boundary = 'bench-boundary-7d0c4a';
-  const head = multipart
-    ? Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.pdf"\r\nContent-Type: application/pdf\r\n\r\n`)
-    : Buffer.alloc(0);
-  const tail = multipart ? Buffer.from(`\r\n--${boundary}--\r\n`) : Buffer.alloc(0);
-  const started = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: urlPath,
-        agent: false,
-        headers: {
-          'Content-Type': multipart ? `multipart/form-data; boundary=${boundary}` : 'application/octet-stream',
-          'Content-Length': String(head.length + size + tail.length),
-        },
-      },
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, status: res.statusCode ?? 0, body }));
-      },
-    );
+/** The opening of a form whose field "file" holds a PDF named `fileName`; the file's bytes follow it. */
+const formHead = (boundary: string, fileName: string) =>
+  Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: application/pdf\r\n\r\n`);
+const formTail = (boundary: string) => Buffer.from(`\r\n--${boundary}--\r\n`);
+
+/** A POST to a server under test, and its reply read whole; the reply rejects when the connection fails first. */
+function post(port: number, urlPath: string, headers: http.OutgoingHttpHeaders): { req: http.ClientRequest; reply: Promise<{ status: number; body: string }> } {
+  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: urlPath, agent: false, headers });
+  const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
     req.on('error', reject);
-    req.write(head);
-    const stream = createReadStream(file);
-    stream.pipe(req, { end: false });
-    stream.on('end', () => req.end(tail));
   });
+  return { req, reply };
+}
+
+/** POSTs `file` as multipart/form-data (field "file") or as the raw body; resolves with seconds taken and the reply. */
+export async function upload(port: number, urlPath: string, file: string, size: number, multipart = true): Promise<{ seconds: number; status: number; body: string }> {
+  const boundary = 'bench-boundary-7d0c4a';
+  const head = multipart ? formHead(boundary, 'bench.pdf') : Buffer.alloc(0);
+  const tail = multipart ? formTail(boundary) : Buffer.alloc(0);
+  const started = process.hrtime.bigint();
+  const { req, reply } = post(port, urlPath, {
+    'Content-Type': multipart ? `multipart/form-data; boundary=${boundary}` : 'application/octet-stream',
+    'Content-Length': String(head.length + size + tail.length),
+  });
+  req.write(head);
+  const stream = createReadStream(file);
+  stream.pipe(req, { end: false });
+  stream.on('end', () => req.end(tail));
+  const { status, body } = await reply;
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, status, body };
 }
 
 /**
  * POSTs a PDF of `size` bytes as a form, at about `bytesPerSecond`, as a client on a slow line does; resolves with
  * the status and the error code, if any. A connection the server closes counts as status 0.
  */
-export function slowUpload(port: number, urlPath: string, size: number, bytesPerSecond: number): Promise<{ status: number; code?: string }> {
+export async function slowUpload(port: number, urlPath: string, size: number, bytesPerSecond: number): Promise<{ status: number; code?: string }> {
   const boundary = 'bench-slow-4e1b';
-  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\n`);
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const head = Buffer.concat([formHead(boundary, 'slow.pdf'), Buffer.from('%PDF-1.7\n')]);
+  const tail = formTail(boundary);
   const chunk = Buffer.alloc(16 * 1024, 'x');
-  const every = (chunk.length / bytesPerSecond) * 1000;
-  return new Promise((resolve) => {
-    let answered = false;
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: urlPath,
-        agent: false,
-        headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(head.length + size - 9 + tail.length) },
-      },
-      (res) => {
-        answered = true;
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => {
-          let code: string | undefined;
-          try {
-            code = (JSON.parse(body) as { error?: { code?: string } }).error?.code;
-          } catch {
-            // not JSON
-          }
-          resolve({ status: res.statusCode ?? 0, code });
-        });
-      },
-    );
-    req.on('error', () => resolve({ status: 0 }));
-    req.write(head);
-    let sent = 9;
-    const timer = setInterval(() => {
-      if (answered || req.destroyed) return clearInterval(timer);
-      const part = chunk.subarray(0, Math.min(chunk.length, size - sent));
-      sent += part.length;
-      if (sent < size) {
-        req.write(part);
-      } else {
-        clearInterval(timer);
-        req.end(Buffer.concat([part, tail]));
-      }
-    }, every);
+  const { req, reply } = post(port, urlPath, {
+    'Content-Type': `multipart/form-data; boundary=${boundary}`,
+    'Content-Length': String(head.length + size - 9 + tail.length),
   });
+  let answered = false;
+  req.once('response', () => (answered = true));
+  req.write(head);
+  let sent = 9;
+  const timer = setInterval(() => {
+    if (answered || req.destroyed) return clearInterval(timer);
+    const part = chunk.subarray(0, Math.min(chunk.length, size - sent));
+    sent += part.length;
+    if (sent < size) {
+      req.write(part);
+    } else {
+      clearInterval(timer);
+      req.end(Buffer.concat([part, tail]));
+    }
+  }, (chunk.length / bytesPerSecond) * 1000);
+  try {
+    const { status, body } = await reply;
+    let code: string | undefined;
+    try {
+      code = (JSON.parse(body) as { error?: { code?: string } }).error?.code;
+    } catch {
+      // not JSON
+    }
+    return { status, code };
+  } catch {
+    return { status: 0 };
+  }
 }
 
 /** GETs a URL and throws its body away; resolves with seconds taken and bytes read. */

@@ -11,9 +11,11 @@ export class Gate {
   private used = 0;
   private readonly queue: Waiter[] = [];
 
+  /** `refuse`: what a waiter that gave up after `waitMs` rejects with, e.g. the 503 its caller answers. */
   constructor(
     readonly capacity: number,
     private readonly waitMs: number,
+    private readonly refuse: (timeout: GateTimeoutError) => Error = (timeout) => timeout,
   ) {}
 
   /** Weight admitted and not yet released. */
@@ -28,8 +30,8 @@ export class Gate {
   /**
    * Resolves with `release` (which may be called more than once) once `weight` fits. A weight over the capacity is
    * taken as the whole capacity: it waits until nothing else is admitted. Strictly in order of arrival, so that a
-   * large weight is not passed over for good by a stream of small ones. Rejects with GateTimeoutError after
-   * `waitMs`, or with the signal's reason when it aborts first.
+   * large weight is not passed over for good by a stream of small ones. Rejects after `waitMs` with what `refuse`
+   * makes of a GateTimeoutError, or with the signal's reason when it aborts first.
    */
   enter(weight = 1, signal?: AbortSignal): Promise<() => void> {
     const need = Math.min(Math.max(weight, 0), this.capacity);
@@ -47,7 +49,7 @@ export class Gate {
       };
       const onAbort = () => leave(signal!.reason);
       // Unref'd: a waiter is a request whose socket keeps the process up; the timer alone should not.
-      const timer = setTimeout(() => leave(new GateTimeoutError(this.waitMs)), this.waitMs).unref();
+      const timer = setTimeout(() => leave(this.refuse(new GateTimeoutError(this.waitMs))), this.waitMs).unref();
       const waiter: Waiter = {
         need,
         admit: () => resolve(this.admit(need)),

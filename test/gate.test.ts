@@ -51,6 +51,13 @@ describe('Gate', () => {
     held();
   });
 
+  it('rejects a waiter that gave up with what its caller makes of the timeout', async () => {
+    const gate = new Gate(1, 20, (timeout) => new Error(`busy after ${timeout.waitedMs} ms`));
+    const held = await gate.enter();
+    await expect(gate.enter()).rejects.toThrow('busy after 20 ms');
+    held();
+  });
+
   it('lets a waiter whose signal aborts leave the queue at once, with the signal reason', async () => {
     const gate = new Gate(1, 60_000);
     await gate.enter();

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { DatabaseBusyError, DatabaseUnavailableError } from '../errors';
-import { Gate, GateTimeoutError } from '../gate';
+import { Gate } from '../gate';
 import type { Db, Queryable, Row, Session } from './db';
 import { within } from '../timeout';
 
@@ -71,16 +71,10 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
   // Queries wait here, in order, for one of the pool's connections: pg's own queue counts its wait against the
   // connection timeout and fails it as a connection failure, so a busy pool was reported as the database down.
   // With the gate, pg only connects when a connection is free, and its timeout is the database's alone.
-  const connections = new Gate(max, options.queueTimeoutMs ?? 10_000);
+  const connections = new Gate(max, options.queueTimeoutMs ?? 10_000, (cause) => new DatabaseBusyError({ cause }));
 
   async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let leave: () => void;
-    try {
-      leave = await connections.enter();
-    } catch (err) {
-      if (!(err instanceof GateTimeoutError)) throw err;
-      throw new DatabaseBusyError({ cause: err });
-    }
+    const leave = await connections.enter();
     try {
       return await usingClient(fn);
     } finally {

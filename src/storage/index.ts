@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config, StorageName } from '../config';
-import { Gate, GateTimeoutError } from '../gate';
+import { Gate } from '../gate';
 import type { Metrics } from '../metrics';
 import { StorageBusyError, type StorageDriver, StorageUnavailableError } from './driver';
 import { LocalDriver } from './local';
@@ -45,7 +45,8 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
   const local = instrument(new LocalDriver(config.storage.uploadDir), metrics);
   const s3config = config.storage.s3;
   let s3: S3Driver | undefined;
-  let uploads: { gate: Gate; perUpload: number } | undefined;
+  // With S3 primary: the room for uploads' parts, and what one upload may hold at most.
+  let uploadRoom: { gate: Gate; perUpload: number } | undefined;
   // Made here, one for downloads and one for the rest (see S3Driver), unless a test or tool injects its own.
   const made: S3Client[] = [];
   if (s3config) {
@@ -57,7 +58,11 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
     // Two parts in flight (and one filling) per upload: the bench measured a 1 GB upload peaking at 157–184 MB RSS
     // with four, 138–166 MB with two, at the same speed against s3rver.
     const queueSize = 2;
-    uploads = { gate: new Gate(s3config.uploadMemory, config.reliability.queueTimeoutMs), perUpload: partSize * (queueSize + 1) };
+    if (config.storage.driver === 's3') {
+      const busy = (cause: Error) => new StorageBusyError('Too many uploads are under way; try again shortly', { cause });
+      const gate = new Gate(s3config.uploadMemory, config.reliability.queueTimeoutMs, busy);
+      uploadRoom = { gate, perUpload: partSize * (queueSize + 1) };
+    }
     s3 = instrument(
       new s3module.S3Driver(
         client,
@@ -74,9 +79,8 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
     );
   }
   const drivers: Partial<Record<StorageName, StorageDriver>> = { local, s3 };
-  const primary = config.storage.driver === 's3' && s3 ? s3 : local;
   return {
-    primary,
+    primary: config.storage.driver === 's3' && s3 ? s3 : local,
     local,
     s3,
     driver(name) {
@@ -87,14 +91,9 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
       return driver;
     },
     async admitUpload(bytes, signal) {
-      if (primary !== s3 || !uploads) return () => undefined;
-      try {
-        // A small file is one PutObject of the file: it holds its own size, not three parts.
-        return await uploads.gate.enter(Math.min(bytes ?? Infinity, uploads.perUpload), signal);
-      } catch (err) {
-        if (!(err instanceof GateTimeoutError)) throw err;
-        throw new StorageBusyError('Too many uploads are under way; try again shortly', { cause: err });
-      }
+      if (!uploadRoom) return () => undefined;
+      // A small file is one PutObject of the file: it holds its own size, not three parts.
+      return uploadRoom.gate.enter(Math.min(bytes ?? Infinity, uploadRoom.perUpload), signal);
     },
     close() {
       // Only the clients made here: an injected one is its owner's to destroy.

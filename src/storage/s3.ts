@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { IDLE_TIMEOUT_MS, type S3Config } from '../config';
-import { Gate, GateTimeoutError } from '../gate';
+import { Gate } from '../gate';
 import {
   assertValidKey,
   type ByteRange,
@@ -77,7 +77,13 @@ export interface S3DriverOptions {
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3' as const;
-  private readonly downloadGate?: Gate;
+  /**
+   * The downloads pool's sockets, one per GetObject. Each download holds its socket for as long as its client reads,
+   * so slow clients can take them all; a download then waits here for one, and is refused as busy after
+   * QUEUE_TIMEOUT. Waiting in the SDK's pool instead counted against its connection timeout, so S3 was reported,
+   * and logged, as down while it answered every request it was sent.
+   */
+  private readonly downloadSlots?: Gate;
 
   /**
    * `downloads` sends the GetObjects: a download holds its socket for as long as its client reads, and clients on
@@ -91,7 +97,10 @@ export class S3Driver implements StorageDriver {
     private readonly downloads: S3Client = client,
   ) {
     const slots = options.downloadSlots;
-    if (slots) this.downloadGate = new Gate(slots.count, slots.waitMs);
+    if (slots) {
+      const busy = (cause: Error) => new StorageBusyError('Too many downloads are under way; try again shortly', { cause });
+      this.downloadSlots = new Gate(slots.count, slots.waitMs, busy);
+    }
   }
 
   async put(key: string, body: Readable, { contentType }: { contentType: string }): Promise<void> {
@@ -130,7 +139,7 @@ export class S3Driver implements StorageDriver {
       header = `bytes=${range.start}-${range.end ?? ''}`;
     }
 
-    const release = await this.downloadSlot();
+    const release = this.downloadSlots ? await this.downloadSlots.enter() : () => undefined;
     let res;
     try {
       res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
@@ -196,22 +205,6 @@ export class S3Driver implements StorageDriver {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       throw new StorageUnavailableError(err);
-    }
-  }
-
-  /**
-   * A socket of the downloads pool for one GetObject. Each download holds its socket for as long as its client reads,
-   * so slow clients can take them all; a download then waits here for one, and is refused as busy after
-   * QUEUE_TIMEOUT. Waiting in the SDK's pool instead counted against its connection timeout, so S3 was reported,
-   * and logged, as down while it answered every request it was sent.
-   */
-  private async downloadSlot(): Promise<() => void> {
-    if (!this.downloadGate) return () => undefined;
-    try {
-      return await this.downloadGate.enter();
-    } catch (err) {
-      if (!(err instanceof GateTimeoutError)) throw err;
-      throw new StorageBusyError('Too many downloads are under way; try again shortly', { cause: err });
     }
   }
 
