@@ -77,10 +77,18 @@ export class DatabaseUnavailableError extends ServiceUnavailableError {
 }
 
 /**
+ * The service refused work for its own sake: the room it keeps for such work (upload memory, S3 download connections,
+ * database connections) stayed full for QUEUE_TIMEOUT. Its dependencies answer; nothing is down. The error handler
+ * logs it as a warning, not an error: a burst of clients is not a fault to page anyone for, and a line at error
+ * level for each refused request would bury the real ones.
+ */
+export class BusyError extends ServiceUnavailableError {}
+
+/**
  * Every connection to the database stayed taken by other requests for QUEUE_TIMEOUT: the database answers, but this
  * service has no connection free for the request. Nothing of it was sent.
  */
-export class DatabaseBusyError extends ServiceUnavailableError {
+export class DatabaseBusyError extends BusyError {
   constructor(options?: { cause?: unknown }) {
     super('DATABASE_BUSY', 'The service is busy; try again shortly', options);
   }

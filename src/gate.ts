@@ -7,9 +7,10 @@
  * Written here rather than taken from async-mutex, whose weighted Semaphore does the rest: a waiter whose client
  * has gone must leave the queue at once (`signal`), not hold its place until its turn comes round.
  */
-export class Gate {
+export class Gate implements GateLoad {
   private used = 0;
   private readonly queue: Waiter[] = [];
+  private timeouts = 0;
 
   /** `refuse`: what a waiter that gave up after `waitMs` rejects with, e.g. the 503 its caller answers. */
   constructor(
@@ -27,6 +28,11 @@ export class Gate {
     return this.queue.length;
   }
 
+  /** Waiters turned away after `waitMs`, since the gate was made. */
+  get refused(): number {
+    return this.timeouts;
+  }
+
   /**
    * Resolves with `release` (which may be called more than once) once `weight` fits. A weight over the capacity is
    * taken as the whole capacity: it waits until nothing else is admitted. Strictly in order of arrival, so that a
@@ -38,18 +44,22 @@ export class Gate {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.queue.length === 0 && this.used + need <= this.capacity) return Promise.resolve(this.admit(need));
     return new Promise((resolve, reject) => {
-      const leave = (err: unknown) => {
+      const leave = (err: unknown): boolean => {
         const at = this.queue.indexOf(waiter);
-        if (at === -1) return;
+        if (at === -1) return false;
         this.queue.splice(at, 1);
         waiter.done();
         reject(err);
         // The one that left may have held back smaller ones behind it.
         this.dispatch();
+        return true;
       };
       const onAbort = () => leave(signal!.reason);
+      const timeOut = () => {
+        if (leave(this.refuse(new GateTimeoutError(this.waitMs)))) this.timeouts++;
+      };
       // Unref'd: a waiter is a request whose socket keeps the process up; the timer alone should not.
-      const timer = setTimeout(() => leave(this.refuse(new GateTimeoutError(this.waitMs))), this.waitMs).unref();
+      const timer = setTimeout(timeOut, this.waitMs).unref();
       const waiter: Waiter = {
         need,
         admit: () => resolve(this.admit(need)),
@@ -81,6 +91,15 @@ export class Gate {
       waiter.admit();
     }
   }
+}
+
+/** What a gate holds, as ops see it (see Metrics.watchGates). */
+export interface GateLoad {
+  /** The room: bytes, connections or sockets, as the gate counts. */
+  readonly capacity: number;
+  readonly inUse: number;
+  readonly waiting: number;
+  readonly refused: number;
 }
 
 interface Waiter {

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import client from 'prom-client';
 import parseurl from 'parseurl';
 import type { StorageName } from './config';
+import type { GateLoad } from './gate';
 
 /**
  * The service's Prometheus metrics, on a registry of its own (one per app, so tests can run several): requests by
@@ -49,8 +50,44 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** The gates that admit work (see gate.ts), by the name their series carry. */
+  private readonly gates = new Map<string, GateLoad>();
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+    const gates = this.gates;
+    const perGate = (name: string, help: string, read: (gate: GateLoad) => number) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ['gate'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const [gate, load] of gates) this.set({ gate }, read(load));
+        },
+      });
+    perGate('admission_capacity', 'Room a gate admits work up to (s3_upload_bytes: bytes; the others: connections)', (g) => g.capacity);
+    perGate('admission_in_use', 'Room taken by work admitted and not yet done', (g) => g.inUse);
+    perGate('admission_waiting', 'Requests waiting in line for room (at most QUEUE_TIMEOUT)', (g) => g.waiting);
+    new client.Counter({
+      name: 'admission_refused_total',
+      help: 'Requests refused with 503 *_BUSY after waiting QUEUE_TIMEOUT for room',
+      labelNames: ['gate'] as const,
+      registers: [this.registry],
+      collect() {
+        // The gate keeps the count; a counter cannot be set, so it is rebuilt from it at each scrape.
+        this.reset();
+        for (const [gate, load] of gates) this.inc({ gate }, load.refused);
+      },
+    });
+  }
+
+  /**
+   * Reports each gate's room, use, line and refusals, labelled by its key: how close the service is to refusing
+   * work, which 503s in http_requests_total alone do not tell from an outage.
+   */
+  watchGates(gates: Readonly<Record<string, GateLoad | undefined>>): void {
+    for (const [name, gate] of Object.entries(gates)) if (gate) this.gates.set(name, gate);
   }
 
   /**

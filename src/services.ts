@@ -36,5 +36,6 @@ export function createServices(
   metrics.gauge('documents_pending_move', 'Documents kept on local disk during an S3 outage, waiting to move to S3', () =>
     documents.pendingMoves(),
   );
+  metrics.watchGates({ ...deps.db.gates, ...deps.storage.gates });
   return { documents, customers, deletions, sync, tasks, metrics };
 }

@@ -51,6 +51,18 @@ describe('Gate', () => {
     held();
   });
 
+  it('counts the waiters it turned away after their wait, not those who left on their own', async () => {
+    const gate = new Gate(1, 20);
+    const held = await gate.enter();
+    await expect(gate.enter()).rejects.toBeInstanceOf(GateTimeoutError);
+    const leaving = new AbortController();
+    const left = gate.enter(1, leaving.signal);
+    leaving.abort(new Error('client gone'));
+    await expect(left).rejects.toThrow('client gone');
+    expect(gate.refused).toBe(1);
+    held();
+  });
+
   it('rejects a waiter that gave up with what its caller makes of the timeout', async () => {
     const gate = new Gate(1, 20, (timeout) => new Error(`busy after ${timeout.waitedMs} ms`));
     const held = await gate.enter();

@@ -145,6 +145,7 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
     withLock: <T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>) => locked(name, fn, true) as Promise<T>,
     tryWithLock: (name, fn) => locked(name, fn, false),
     ping: (timeoutMs) => ping(() => probe.query('SELECT 1'), timeoutMs),
+    gates: { database_connections: connections },
     close: async () => {
       await Promise.all([pool.end(), probe.end()]);
     },

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type {} from 'pino-http'; // req.log
-import { AppError, NotFoundError } from '../errors';
+import { AppError, BusyError, explain, NotFoundError } from '../errors';
 import { stopReading } from './stop-reading';
 
 export const notFound: RequestHandler = (req, _res, next) =>
@@ -39,7 +39,9 @@ export function toAppError(err: unknown): AppError {
 export function errorHandler(lingerBytes: number): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const error = toAppError(err);
-    if (error.status >= 500) req.log?.error({ err, cause: error.cause }, error.message);
+    // A refusal for want of room says what was full and for how long; its stack says nothing (see BusyError).
+    if (error instanceof BusyError) req.log?.warn({ code: error.code, reason: explain(error.cause) }, error.message);
+    else if (error.status >= 500) req.log?.error({ err, cause: error.cause }, error.message);
     if (res.headersSent) {
       res.destroy();
       return;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { StorageName } from '../config';
-import { AppError, ServiceUnavailableError } from '../errors';
+import { AppError, BusyError, ServiceUnavailableError } from '../errors';
 
 /**
  * A byte range to read. Both ends are inclusive, as in HTTP.
@@ -74,7 +74,7 @@ export class StorageUnavailableError extends ServiceUnavailableError {
  * The store is busy, not down: the room this service keeps for its work with the store (memory for upload parts,
  * connections for downloads) stayed taken for QUEUE_TIMEOUT. Nothing of the request was stored; it may be retried.
  */
-export class StorageBusyError extends ServiceUnavailableError {
+export class StorageBusyError extends BusyError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORAGE_BUSY', message, options);
   }

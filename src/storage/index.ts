@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config, StorageName } from '../config';
-import { Gate } from '../gate';
+import { Gate, type GateLoad } from '../gate';
 import type { Metrics } from '../metrics';
 import { StorageBusyError, type StorageDriver, StorageUnavailableError } from './driver';
 import { LocalDriver } from './local';
@@ -33,6 +33,8 @@ export interface Storage {
    * the signal's reason when it aborts first. To local disk, uploads start at once.
    */
   admitUpload(bytes: number | undefined, signal?: AbortSignal): Promise<() => void>;
+  /** The gates uploads and downloads wait at, by the name ops see them under (Metrics.watchGates). */
+  readonly gates: Readonly<Record<string, GateLoad | undefined>>;
   /** Releases the S3 client's sockets, when this module made the client. */
   close(): void;
 }
@@ -90,6 +92,7 @@ export function createStorage(config: Config, s3Client?: S3Client, { metrics }: 
       }
       return driver;
     },
+    gates: { s3_upload_bytes: uploadRoom?.gate, s3_download_sockets: s3?.downloadSlots },
     async admitUpload(bytes, signal) {
       if (!uploadRoom) return () => undefined;
       // A small file is one PutObject of the file: it holds its own size, not three parts.

@@ -83,7 +83,7 @@ export class S3Driver implements StorageDriver {
    * QUEUE_TIMEOUT. Waiting in the SDK's pool instead counted against its connection timeout, so S3 was reported,
    * and logged, as down while it answered every request it was sent.
    */
-  private readonly downloadSlots?: Gate;
+  readonly downloadSlots?: Gate;
 
   /**
    * `downloads` sends the GetObjects: a download holds its socket for as long as its client reads, and clients on

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { migrate } from '../../src/db/migrate';
+import { createLogger } from '../../src/logger';
 import { createPgDb } from '../../src/db/pg';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { createTestDb } from '../helpers/db';
@@ -11,6 +13,12 @@ import { eventually } from '../helpers/wait';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The value of one series in the app's /metrics text, e.g. `admission_waiting{gate="s3_upload_bytes"}`. */
+async function metric(t: TestApp, series: string): Promise<number | undefined> {
+  const line = (await t.request().get('/metrics')).text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
 
 /** Whether `promise` has settled by now. */
 function tracked<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
@@ -25,10 +33,17 @@ describe('busy: S3 uploads beyond S3_UPLOAD_MEMORY', () => {
   let t: TestApp;
   let port: number;
   let customerId: number;
+  const logged: Array<{ level: number; msg: string; code?: string; reason?: string }> = [];
 
   beforeAll(async () => {
+    const sink = new PassThrough();
+    sink.on('data', (chunk: Buffer) => logged.push(...chunk.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
     // 5 MiB of part buffers: one upload of unknown size takes all of it.
-    t = await startTestApp({ storage: 's3', env: { S3_UPLOAD_MEMORY: '5mb', QUEUE_TIMEOUT: '2s', MAX_UPLOAD_SIZE: '100mb', S3_TIMEOUT: '20s' } });
+    t = await startTestApp({
+      storage: 's3',
+      env: { S3_UPLOAD_MEMORY: '5mb', QUEUE_TIMEOUT: '2s', MAX_UPLOAD_SIZE: '100mb', S3_TIMEOUT: '20s' },
+      logger: createLogger('warn', sink),
+    });
     port = await t.listen();
     customerId = (await t.request().post('/api/customers').send({ name: 'Rush Hour Ltd' })).body.id;
   });
@@ -42,11 +57,25 @@ describe('busy: S3 uploads beyond S3_UPLOAD_MEMORY', () => {
     big.pause();
 
     const started = Date.now();
-    const small = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(2_000), 'small.pdf');
+    const refused = t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(2_000), 'small.pdf').then((res) => res);
+    // Ops see the room full and the line, before any refusal.
+    const gate = (name: string) => `admission_${name}{gate="s3_upload_bytes"}`;
+    await eventually(async () => (await metric(t, gate('waiting'))) === 1, 1_500, 'the small upload waiting in line');
+    expect(await metric(t, gate('in_use'))).toBe(5 * MB);
+    expect(await metric(t, gate('capacity'))).toBe(5 * MB);
+    expect(await metric(t, gate('refused_total'))).toBe(0);
+    const small = await refused;
     expect(small.status).toBe(503);
     expect(small.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many uploads are under way; try again shortly' });
     expect(small.headers['retry-after']).toBe('5');
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+    expect(await metric(t, gate('refused_total'))).toBe(1);
+    expect(await metric(t, gate('waiting'))).toBe(0);
+    // A crowd, not a fault: one warning that says what was full, no error with a stack.
+    expect(logged.filter((l) => l.code === 'STORAGE_BUSY')).toEqual([
+      expect.objectContaining({ level: 40, msg: 'Too many uploads are under way; try again shortly', reason: 'waited 2000 ms for room' }),
+    ]);
+    expect(logged.filter((l) => l.level >= 50)).toEqual([]);
 
     big.resume();
     const res = await big.response;
@@ -111,8 +140,10 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
     }
     const held = await holdDownload();
 
+    expect(await metric(t, 'admission_in_use{gate="s3_download_sockets"}')).toBe(1);
     const refused = await t.request().get(`${location}/download`);
     expect(refused.status).toBe(503);
+    expect(await metric(t, 'admission_refused_total{gate="s3_download_sockets"}')).toBe(1);
     expect(refused.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many downloads are under way; try again shortly' });
     expect(refused.headers['retry-after']).toBe('5');
     // S3 itself answers: uploads (another pool) still go to it meanwhile.
@@ -166,6 +197,7 @@ onPostgres('busy: every database connection taken (Postgres)', () => {
       expect(listing.status).toBe(503);
       expect(listing.body.error).toEqual({ code: 'DATABASE_BUSY', message: 'The service is busy; try again shortly' });
       expect(listing.headers['retry-after']).toBe('5');
+      expect(db.gates?.database_connections).toMatchObject({ capacity: 2, inUse: 2, refused: 1 });
       // The database answers: a platform must not restart the service, nor a load balancer take it out.
       const health = await t.request().get('/health');
       expect([health.status, health.body.status]).toEqual([200, 'ok']);

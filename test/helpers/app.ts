@@ -11,7 +11,7 @@ import { createApp } from '../../src/app';
 import type { BodyRate } from '../../src/http/body-rate';
 import { type Config, loadConfig } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
 import { createServices, type Services } from '../../src/services';
 import { createStorage, type Storage } from '../../src/storage';
@@ -41,7 +41,7 @@ export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
 /** The real app on a database and storage of its own: local disk, or an in-process S3 server. */
 export async function startTestApp(
-  options: { storage?: 'local' | 's3'; env?: Record<string, string>; database?: TestDb; bodyRate?: BodyRate } = {},
+  options: { storage?: 'local' | 's3'; env?: Record<string, string>; database?: TestDb; bodyRate?: BodyRate; logger?: Logger } = {},
 ): Promise<TestApp> {
   const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
   const s3 = options.storage === 's3' ? await startS3() : undefined;
@@ -52,8 +52,9 @@ export async function startTestApp(
   // The app's S3 client is built from the configuration, as in production; s3.client is the test's own.
   const storage = createStorage(config, undefined, { metrics });
   // Deletions that fail are retried at once when a test runs the queue, not after a backoff.
-  const services = createServices({ config, db: database.db, storage, logger, metrics }, { deletions: { retryBaseMs: 0 } });
-  const app = createApp({ config, db: database.db, storage, logger, services, bodyRate: options.bodyRate });
+  const log = options.logger ?? logger;
+  const services = createServices({ config, db: database.db, storage, logger: log, metrics }, { deletions: { retryBaseMs: 0 } });
+  const app = createApp({ config, db: database.db, storage, logger: log, services, bodyRate: options.bodyRate });
   let server: Server | undefined;
   return {
     app,
