@@ -51,7 +51,7 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
         etag: etagOf(row),
         disposition: inline && isInlineSafe(mimeType) ? ('inline' as const) : ('attachment' as const),
       };
-      const sent = await sendFile(req, res, file, (range) => documents.open(row, range));
+      const sent = await sendFile(req, res, file, (range, signal) => documents.open(row, range, signal));
       if (sent > 0) metrics.downloadedBytes.inc({ storage: row.storage }, sent);
     });
   }

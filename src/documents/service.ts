@@ -211,9 +211,9 @@ export class DocumentsService {
    * Opens a document's bytes, whole or one range. A row read just before the sync job moved its file to S3 names
    * the local copy the job then removes: when the file is missing, the row is read again and a new location tried.
    */
-  async open(row: DocumentRow, range?: ByteRange): Promise<StoredObject> {
+  async open(row: DocumentRow, range?: ByteRange, signal?: AbortSignal): Promise<StoredObject> {
     try {
-      return await this.openAt(row, range);
+      return await this.openAt(row, range, signal);
     } catch (err) {
       if (!(err instanceof StorageNotFoundError)) throw err;
       const now = await repo.findDocument(this.deps.db, row.customer_id, row.id);
@@ -222,16 +222,16 @@ export class DocumentsService {
         this.deps.logger.warn({ documentId: row.id, storage: row.storage, key: storageKeyOf(row) }, 'the file of a document is missing');
         throw err;
       }
-      return this.openAt(now, range);
+      return this.openAt(now, range, signal);
     }
   }
 
-  private async openAt(row: DocumentRow, range?: ByteRange): Promise<StoredObject> {
+  private async openAt(row: DocumentRow, range?: ByteRange, signal?: AbortSignal): Promise<StoredObject> {
     const key = storageKeyOf(row);
     try {
       if (!key) throw new StorageNotFoundError('');
       await assertOwnFile(this.deps.storage.local, row);
-      return await this.deps.storage.driver(row.storage).get(key, range);
+      return await this.deps.storage.driver(row.storage).get(key, range, { signal });
     } catch (err) {
       if (err instanceof InvalidKeyError) throw new StorageNotFoundError(key ?? '', { cause: err });
       throw err;

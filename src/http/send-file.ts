@@ -2,6 +2,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type {} from 'pino-http'; // req.log
+import { AppError } from '../errors';
 import type { ByteRange, StoredObject } from '../storage';
 import { contentDisposition } from './content-disposition';
 
@@ -32,7 +33,7 @@ export async function sendFile(
   req: Request,
   res: Response,
   file: FileToSend,
-  open: (range?: ByteRange) => Promise<StoredObject>,
+  open: (range: ByteRange | undefined, signal: AbortSignal) => Promise<StoredObject>,
 ): Promise<number> {
   // Only on the file itself and its 304, never on an error instead of it (file missing, store down, range not
   // satisfiable): a browser that kept such an error under the file's ETag would turn it into a 304 later, and show
@@ -49,7 +50,13 @@ export async function sendFile(
   const ifRange = req.get('if-range');
   const range = ifRange === undefined || ifRange === file.etag ? parseRange(req.get('range')) : undefined;
 
-  const obj = await open(range);
+  // Aborts when the client closes the connection before its answer is complete: a file still being opened (its
+  // request waiting for an S3 connection) is then not opened at all.
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort(new AppError('REQUEST_ABORTED', 400, 'The client closed the connection before the file was sent'));
+  });
+  const obj = await open(range, gone.signal);
   const length = obj.range ? obj.range.end - obj.range.start + 1 : obj.size;
   try {
     res.status(obj.range ? 206 : 200).set(validators).set({

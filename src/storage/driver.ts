@@ -36,9 +36,10 @@ export interface StorageDriver {
   /**
    * Opens `key` for reading, whole or one range. Throws before it returns a stream: StorageNotFoundError when
    * the key is missing, RangeNotSatisfiableError (carrying the size) when the range starts at or past the end,
-   * asks for a zero-length suffix, or the object is empty.
+   * asks for a zero-length suffix, or the object is empty. `signal`: the reader has gone; a get still waiting (for
+   * a connection to the store, under load) gives up its place at once and rejects with the signal's reason.
    */
-  get(key: string, range?: ByteRange): Promise<StoredObject>;
+  get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<StoredObject>;
 
   /** The object's size. Throws StorageNotFoundError when the key is missing. */
   stat(key: string): Promise<{ size: number }>;

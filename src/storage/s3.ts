@@ -125,7 +125,7 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async get(key: string, range?: ByteRange): Promise<StoredObject> {
+  async get(key: string, range?: ByteRange, { signal }: { signal?: AbortSignal } = {}): Promise<StoredObject> {
     assertValidKey(key);
     let header: string | undefined;
     if (range && 'suffix' in range) {
@@ -139,12 +139,16 @@ export class S3Driver implements StorageDriver {
       header = `bytes=${range.start}-${range.end ?? ''}`;
     }
 
-    const release = this.downloadSlots ? await this.downloadSlots.enter() : () => undefined;
+    // A reader that leaves while waiting for a connection gives up its place: under load, clients that time out
+    // and retry would otherwise fill the line with requests no one reads, and refusals would go to those who do.
+    const release = this.downloadSlots ? await this.downloadSlots.enter(1, signal) : () => undefined;
     let res;
     try {
-      res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
+      res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }), { abortSignal: signal });
     } catch (err) {
       release();
+      // Not a failure of S3: the reader is gone.
+      if (signal?.aborted) throw signal.reason;
       if (errorName(err) === 'InvalidRange') throw new RangeNotSatisfiableError(await this.sizeFrom(err, key));
       throw await this.readFailure(err, key);
     }

@@ -163,6 +163,24 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
     expect(served.body).toBe(sha256(content));
   }, 60_000);
 
+  test('a download whose client leaves while it waits for a connection gives up its place at once', async () => {
+    const held = await holdDownload();
+    const waiting = 'admission_waiting{gate="s3_download_sockets"}';
+    const leaving = http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false });
+    leaving.on('error', () => undefined);
+    await eventually(async () => (await metric(t, waiting)) === 1, 900, 'the second download waiting in line');
+    const left = Date.now();
+    leaving.destroy();
+    await eventually(async () => (await metric(t, waiting)) === 0, 2_000, 'the line empty again');
+    // Well before QUEUE_TIMEOUT (1 s), which is when a waiter left behind would go.
+    expect(Date.now() - left).toBeLessThan(500);
+    held.destroy();
+    await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 0, 2_000, 'the connection free');
+    // It was not refused, and took no connection: the next download is served at once.
+    expect(await metric(t, 'admission_refused_total{gate="s3_download_sockets"}')).toBe(1);
+    expect((await t.request().head(`${location}/download`)).status).toBe(200);
+  }, 30_000);
+
   test('the background sync stops its pass at the first document, for the next pass, rather than fail each one after QUEUE_TIMEOUT', async () => {
     // Two uploads during an S3 outage, kept on local disk to be moved.
     await t.s3!.down();
