@@ -45,6 +45,9 @@ export function createApp({ config, db, storage, logger, services, bodyRate }: A
         return id;
       },
       autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' },
+      // pino-http gives each 5xx's request line an Error of its own making ("failed with status code 503") and its
+      // stack, which says nothing: the error handler has logged what failed, or the busy warning what was full.
+      customErrorObject: (_req, _res, err, fields) => (/^failed with status code \d+$/.test(err.message) ? { ...fields, err: undefined } : fields),
     }),
   );
   app.use((req, res, next) => {

@@ -68,10 +68,10 @@ export class Metrics {
       });
     perGate('admission_capacity', 'Room a gate admits work up to (s3_upload_bytes: bytes; the others: connections)', (g) => g.capacity);
     perGate('admission_in_use', 'Room taken by work admitted and not yet done', (g) => g.inUse);
-    perGate('admission_waiting', 'Requests waiting in line for room (at most QUEUE_TIMEOUT)', (g) => g.waiting);
+    perGate('admission_waiting', 'Requests (and the background job) waiting in line for room, each at most QUEUE_TIMEOUT', (g) => g.waiting);
     new client.Counter({
       name: 'admission_refused_total',
-      help: 'Requests refused with 503 *_BUSY after waiting QUEUE_TIMEOUT for room',
+      help: 'Waits for room that ran out after QUEUE_TIMEOUT: a request answered 503 *_BUSY, or the background job put off',
       labelNames: ['gate'] as const,
       registers: [this.registry],
       collect() {

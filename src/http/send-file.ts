@@ -52,10 +52,13 @@ export async function sendFile(
 
   // Aborts when the client closes the connection before its answer is complete: a file still being opened (its
   // request waiting for an S3 connection) is then not opened at all.
+  // A client that left while the document was looked up (the database busy too) has closed already.
   const gone = new AbortController();
-  res.once('close', () => {
+  const leave = () => {
     if (!res.writableFinished) gone.abort(new AppError('REQUEST_ABORTED', 400, 'The client closed the connection before the file was sent'));
-  });
+  };
+  if (res.closed) leave();
+  else res.once('close', leave);
   const obj = await open(range, gone.signal);
   const length = obj.range ? obj.range.end - obj.range.start + 1 : obj.size;
   try {

@@ -142,15 +142,22 @@ export class S3Driver implements StorageDriver {
     // A reader that leaves while waiting for a connection gives up its place: under load, clients that time out
     // and retry would otherwise fill the line with requests no one reads, and refusals would go to those who do.
     const release = this.downloadSlots ? await this.downloadSlots.enter(1, signal) : () => undefined;
+    // The reader leaving cancels the request only until its answer starts: from then on the body is the caller's,
+    // who destroys it (the SDK would otherwise also drop the connection of a body read to its end).
+    const request = new AbortController();
+    const cancel = () => request.abort(signal?.reason);
+    signal?.addEventListener('abort', cancel, { once: true });
     let res;
     try {
-      res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }), { abortSignal: signal });
+      res = await this.downloads.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }), { abortSignal: request.signal });
     } catch (err) {
       release();
       // Not a failure of S3: the reader is gone.
       if (signal?.aborted) throw signal.reason;
       if (errorName(err) === 'InvalidRange') throw new RangeNotSatisfiableError(await this.sizeFrom(err, key));
       throw await this.readFailure(err, key);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
     }
     const body = res.Body as Readable;
     // The socket is the pool's again once the body is read to its end or destroyed, whichever way that comes.
