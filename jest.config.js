@@ -9,6 +9,8 @@ module.exports = {
   // Each file starts its own PGlite or Postgres database and S3 server; two workers keep a 2-core machine busy
   // without starving the servers the tests talk to.
   setupFiles: ['<rootDir>/test/setup.ts'],
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
   maxWorkers: 2,
   testTimeout: 30000,
 };

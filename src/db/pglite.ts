@@ -26,15 +26,17 @@ function queryable(target: PGlite | Transaction): Queryable {
 }
 
 /**
- * Opens the embedded database. `dataDir` undefined or 'memory://' keeps it in memory (tests). A data directory
- * is locked for as long as it is open: PGlite itself does not stop a second process from opening it, and two
- * would corrupt it (a redeploy that starts the new instance before the old one has stopped, on one volume).
+ * Opens the embedded database. `dataDir` undefined or 'memory://' keeps it in memory (tests). A database not made
+ * yet is made from `template` when given (tests): a dump of a new cluster (PGlite's dumpDataDir), which loads in
+ * under a second where making the cluster takes several. A data directory is locked for as long as it is open:
+ * PGlite itself does not stop a second process from opening it, and two would corrupt it (a redeploy that starts
+ * the new instance before the old one has stopped, on one volume).
  */
 export async function createPgliteDb(
   dataDir?: string,
-  { onError, lockRetries = 40 }: { onError?: (err: Error) => void; lockRetries?: number } = {},
+  { onError, lockRetries = 40, template }: { onError?: (err: Error) => void; lockRetries?: number; template?: Blob } = {},
 ): Promise<Db> {
-  if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir));
+  if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir, { loadDataDir: template }));
   await fs.mkdir(dataDir, { recursive: true });
   let release: () => Promise<void>;
   // Once the lock is lost (not refreshed for LOCK_STALE_MS: a stalled process, a volume that stopped answering; or
@@ -74,7 +76,8 @@ export async function createPgliteDb(
     await release();
   };
   try {
-    opened = await PGlite.create(dataDir);
+    const made = await fs.access(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
+    opened = await PGlite.create(dataDir, { loadDataDir: made ? undefined : template });
     if (lost) throw lost;
     return wrapPglite(opened, unlock);
   } catch (err) {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import pg from 'pg';
 import type { Db } from '../../src/db';
 import { createPgDb } from '../../src/db/pg';
@@ -14,6 +15,12 @@ export interface TestDb {
   close(): Promise<void>;
 }
 
+/** A new cluster, as PGlite makes it, from the dump test/global-setup.ts made once for the run. */
+export async function pgliteTemplate(): Promise<Blob | undefined> {
+  const file = process.env.TEST_PGLITE_TEMPLATE;
+  return file ? new Blob([await fs.readFile(file)]) : undefined;
+}
+
 /**
  * A database of this test file's own: in-memory PGlite by default; with DATABASE_URL set, a new database on that
  * Postgres server, dropped again at the end, so parallel test files and runs never see each other's rows.
@@ -21,7 +28,7 @@ export interface TestDb {
 export async function createTestDb(): Promise<TestDb> {
   const adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    const db = await createPgliteDb();
+    const db = await createPgliteDb(undefined, { template: await pgliteTemplate() });
     return { db, kind: 'pglite', openAgain: async () => db, close: () => db.close() };
   }
   const name = `crm_docs_test_${process.pid}_${randomBytes(4).toString('hex')}`;

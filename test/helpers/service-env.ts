@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { migrate } from '../../src/db/migrate';
 import { createPgliteDb } from '../../src/db/pglite';
-import { createTestDb, type TestDb } from './db';
+import { createTestDb, pgliteTemplate, type TestDb } from './db';
 import { startS3, type TestS3 } from './s3';
 
 /**
@@ -30,9 +30,10 @@ export async function createServiceEnv(
   const database = process.env.DATABASE_URL ? await createTestDb() : undefined;
   // As after the service's first start, for the tools, which refuse a database the service has not upgraded.
   if (migrated && database) await migrate(database.db);
-  if (migrated && !database) {
-    const pglite = await createPgliteDb(path.join(dir, 'pglite'));
-    await migrate(pglite);
+  if (!database) {
+    // Made here from the run's template, so the service's first start does not spend seconds making the cluster.
+    const pglite = await createPgliteDb(path.join(dir, 'pglite'), { template: await pgliteTemplate() });
+    if (migrated) await migrate(pglite);
     await pglite.close();
   }
   const s3 = storage === 's3' ? await startS3() : undefined;
