@@ -59,7 +59,14 @@ export async function sendFile(
   };
   if (res.closed) leave();
   else res.once('close', leave);
-  const obj = await open(range, gone.signal);
+  let obj: StoredObject;
+  try {
+    obj = await open(range, gone.signal);
+  } finally {
+    // Only the opening waits: once the file is open, the pipeline below follows the response itself (and a
+    // listener more would take the response past Node's warning of ten).
+    res.off('close', leave);
+  }
   const length = obj.range ? obj.range.end - obj.range.start + 1 : obj.size;
   try {
     res.status(obj.range ? 206 : 200).set(validators).set({

@@ -4,18 +4,24 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createPgliteDb } from '../../src/db/pglite';
 import { DatabaseUnavailableError, DataDirLostError } from '../../src/errors';
+import { pgliteTemplate } from '../helpers/db';
 import { startServerProcess } from '../helpers/process';
 import { eventually } from '../helpers/wait';
 
 describe('the embedded database on disk', () => {
   let dir: string;
+  // Each test's directory gets its cluster from the run's template (test/global-setup.ts) rather than making one.
+  let template: Blob | undefined;
+  beforeAll(async () => {
+    template = await pgliteTemplate();
+  });
   beforeEach(async () => {
     dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-')), 'data');
   });
   afterEach(() => fs.rm(path.dirname(dir), { recursive: true, force: true }));
 
   test('keeps its data across a reopen', async () => {
-    const first = await createPgliteDb(dir);
+    const first = await createPgliteDb(dir, { template });
     await first.exec("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')");
     await first.close();
     const second = await createPgliteDb(dir);
@@ -24,7 +30,7 @@ describe('the embedded database on disk', () => {
   });
 
   test('a data directory in use is refused to a second opener, which gets it once the first lets go', async () => {
-    const first = await createPgliteDb(dir);
+    const first = await createPgliteDb(dir, { template });
     await expect(createPgliteDb(dir, { lockRetries: 1 })).rejects.toThrow(/is in use by another process/);
     const waiting = createPgliteDb(dir, { lockRetries: 10 });
     await new Promise((r) => setTimeout(r, 1500));
@@ -43,7 +49,7 @@ describe('the embedded database on disk', () => {
     await fs.utimes(`${dir}.lock`, stopped, stopped);
     const owner = path.join(dir, 'document-store.owner.json');
     await fs.writeFile(owner, JSON.stringify({ pid: dead, hostname: os.hostname() }));
-    const db = await createPgliteDb(dir, { lockRetries: 0 });
+    const db = await createPgliteDb(dir, { lockRetries: 0, template });
     expect(await db.ping(1000)).toBe(true);
     await db.close();
 
@@ -68,7 +74,7 @@ describe('the embedded database on disk', () => {
 
   test('a holder whose lock is taken over closes the database at once and reports it, rather than write beside another', async () => {
     const errors: Error[] = [];
-    const db = await createPgliteDb(dir, { onError: (err) => errors.push(err) });
+    const db = await createPgliteDb(dir, { onError: (err) => errors.push(err), template });
     await db.exec('CREATE TABLE t (v int)');
     await takeOver();
     await eventually(async () => errors.length > 0, 10_000, 'the lost lock reported');
@@ -80,6 +86,7 @@ describe('the embedded database on disk', () => {
   });
 
   test('the service exits 1 when the lock on its data directory is taken over, so that the platform restarts it', async () => {
+    await (await createPgliteDb(dir, { template })).close();
     const service = await startServerProcess({ PGLITE_DATA_DIR: dir, UPLOAD_DIR: path.join(path.dirname(dir), 'uploads') });
     try {
       await takeOver();

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createPgliteDb } from '../../src/db/pglite';
+import { pgliteTemplate } from '../helpers/db';
 import { freePort, runScript } from '../helpers/process';
 import { createServiceEnv, type ServiceEnv } from '../helpers/service-env';
 import { newStoredFileName } from '../../src/documents/file-name';
@@ -83,7 +84,7 @@ describe('the tools as ops run them: exit codes', () => {
 
   test('the embedded database held by a running service: 1 at once, saying what to do, no stack', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'held-'));
-    const held = await createPgliteDb(path.join(dir, 'pglite'));
+    const held = await createPgliteDb(path.join(dir, 'pglite'), { template: await pgliteTemplate() });
     try {
       const { DATABASE_URL: _url, ...rest } = env.env;
       const verify = await tool('storage-verify', [], { ...rest, PGLITE_DATA_DIR: path.join(dir, 'pglite') });
