@@ -13,18 +13,11 @@ import { startService } from '../../src/server';
 import { createStorage } from '../../src/storage';
 import { createTestDb } from '../helpers/db';
 import { startS3 } from '../helpers/s3';
+import { logLines } from '../helpers/logs';
 import { eventually } from '../helpers/wait';
 
 const TOKEN = 'secret-bearer-token-0123456789';
 const S3_SECRET = 'secret-s3-key-9876543210abcdef';
-
-/** A stream for a logger to write to, and the lines written so far. */
-function logLines(): { lines: string[]; sink: PassThrough } {
-  const lines: string[] = [];
-  const sink = new PassThrough();
-  sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
-  return { lines, sink };
-}
 
 /**
  * The app on a migrated database and a temporary folder of its own, logging at `level` into `lines`; UPLOAD_DIR is

@@ -12,10 +12,8 @@ describe('the embedded database on disk', () => {
   let dir: string;
   // Each test's directory gets its cluster from the run's template (test/global-setup.ts) rather than making one.
   let template: Blob | undefined;
-  beforeAll(async () => {
-    template = await pgliteTemplate();
-  });
   beforeEach(async () => {
+    template = await pgliteTemplate();
     dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'pglite-')), 'data');
   });
   afterEach(() => fs.rm(path.dirname(dir), { recursive: true, force: true }));

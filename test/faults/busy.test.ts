@@ -1,12 +1,12 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { migrate } from '../../src/db/migrate';
 import { createLogger } from '../../src/logger';
 import { createPgDb } from '../../src/db/pg';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { createTestDb } from '../helpers/db';
 import { files } from '../helpers/files';
+import { logLines } from '../helpers/logs';
 import { sha256 } from '../helpers/streams';
 import { streamUpload } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
@@ -33,11 +33,11 @@ describe('busy: S3 uploads beyond S3_UPLOAD_MEMORY', () => {
   let t: TestApp;
   let port: number;
   let customerId: number;
-  const logged: Array<{ level: number; msg: string; code?: string; reason?: string; err?: unknown; res?: { statusCode: number } }> = [];
+  const { lines, sink } = logLines();
+  const logged = (): Array<{ level: number; msg: string; code?: string; reason?: string; err?: unknown; res?: { statusCode: number } }> =>
+    lines.map((l) => JSON.parse(l));
 
   beforeAll(async () => {
-    const sink = new PassThrough();
-    sink.on('data', (chunk: Buffer) => logged.push(...chunk.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
     // 5 MiB of part buffers: one upload of unknown size takes all of it.
     t = await startTestApp({
       storage: 's3',
@@ -72,12 +72,12 @@ describe('busy: S3 uploads beyond S3_UPLOAD_MEMORY', () => {
     expect(await metric(t, gate('refused_total'))).toBe(1);
     expect(await metric(t, gate('waiting'))).toBe(0);
     // A crowd, not a fault: one warning that says what was full, no error with a stack.
-    expect(logged.filter((l) => l.code === 'STORAGE_BUSY')).toEqual([
+    expect(logged().filter((l) => l.code === 'STORAGE_BUSY')).toEqual([
       expect.objectContaining({ level: 40, msg: 'Too many uploads are under way; try again shortly', reason: 'waited 2000 ms for room' }),
     ]);
-    expect(logged.filter((l) => l.level >= 50)).toEqual([]);
+    expect(logged().filter((l) => l.level >= 50)).toEqual([]);
     // The request's own line says 503, without a made-up error and its stack.
-    const line = logged.find((l) => l.res?.statusCode === 503);
+    const line = logged().find((l) => l.res?.statusCode === 503);
     expect(line).toMatchObject({ level: 30, msg: 'request errored' });
     expect(line?.err).toBeUndefined();
 

@@ -15,10 +15,16 @@ export interface TestDb {
   close(): Promise<void>;
 }
 
-/** A new cluster, as PGlite makes it, from the dump test/global-setup.ts made once for the run. */
-export async function pgliteTemplate(): Promise<Blob | undefined> {
+let template: Promise<Blob | undefined> | undefined;
+
+/**
+ * A new cluster, as PGlite makes it, from the dump test/global-setup.ts made once for the run; read once per test
+ * file (40 MB), not once per database.
+ */
+export function pgliteTemplate(): Promise<Blob | undefined> {
   const file = process.env.TEST_PGLITE_TEMPLATE;
-  return file ? new Blob([await fs.readFile(file)]) : undefined;
+  template ??= file ? fs.readFile(file).then((bytes) => new Blob([bytes])) : Promise.resolve(undefined);
+  return template;
 }
 
 /**

@@ -6,6 +6,7 @@ import { type RunningService, startService } from '../../src/server';
 import { createLogger } from '../../src/logger';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { createTestDb, type TestDb } from '../helpers/db';
+import { logLines } from '../helpers/logs';
 import { streamUpload } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
 
@@ -88,7 +89,7 @@ describe('a request body that comes too slowly', () => {
 });
 
 describe('MAX_CONNECTIONS', () => {
-  const lines: string[] = [];
+  const { lines, sink } = logLines();
   let database: TestDb;
   let service: RunningService;
   beforeAll(async () => {
@@ -99,7 +100,7 @@ describe('MAX_CONNECTIONS', () => {
       UPLOAD_DIR: path.join(os.tmpdir(), `max-connections-${process.pid}`),
       MAX_CONNECTIONS: '3',
     });
-    service = await startService(config, createLogger('warn', { write: (line: string) => void lines.push(line) }), { db: database.db });
+    service = await startService(config, createLogger('warn', sink), { db: database.db });
   });
   afterAll(async () => {
     await service?.close();
