@@ -59,6 +59,9 @@ async function workload(service: ServerProcess, customers: number[], killAfterMs
   };
   const workers = Array.from({ length: 4 }, worker);
   await new Promise((r) => setTimeout(r, killAfterMs));
+  // On a slow or busy machine the first seconds can pass with no delete answered yet; the kill waits for one, so the
+  // deletes' invariants are always exercised (it still lands in the middle of the stream).
+  await eventually(async () => deleted.size > 0, 30_000, 'a delete acknowledged before the kill');
   // No request starts once the kill is decided: one refused by a dead server would count as unanswered, and a
   // document lost in the crash would then pass for one whose delete may have committed.
   running = false;
