@@ -7,7 +7,8 @@ import { customersRouter } from './customers/routes';
 import type { Db } from './db';
 import { documentsRouter } from './documents/routes';
 import { bearerAuth } from './http/auth';
-import { BODY_RATE, type BodyRate, minimumBodyRate } from './http/body-rate';
+import { minimumBodyRate } from './http/body-rate';
+import { MINIMUM_RATE, type MinimumRate } from './http/rate';
 import { healthRouter } from './http/health';
 import { openApiDocument } from './http/openapi';
 import { metricsMiddleware } from './metrics';
@@ -25,12 +26,13 @@ export interface AppDeps {
   logger: Logger;
   /** Made from the other dependencies when not given; server.ts shares them with the background jobs. */
   services?: Services;
-  /** How fast a request body must keep coming (http/body-rate.ts); tests shorten it. */
-  bodyRate?: BodyRate;
+  /** How fast a request body must keep coming, and a downloaded file be read (http/rate.ts); tests shorten them. */
+  bodyRate?: MinimumRate;
+  sendRate?: MinimumRate;
 }
 
 /** The Express app over its dependencies; no listen(), so supertest drives the real thing. */
-export function createApp({ config, db, storage, logger, services, bodyRate }: AppDeps): express.Express {
+export function createApp({ config, db, storage, logger, services, bodyRate, sendRate }: AppDeps): express.Express {
   const { documents, customers, metrics } = services ?? createServices({ config, db, storage, logger });
 
   const app = express();
@@ -87,8 +89,8 @@ export function createApp({ config, db, storage, logger, services, bodyRate }: A
 
   // After CORS, so that a browser can read the 408 it gets. An upload waiting for room (QUEUE_TIMEOUT) has sent
   // little yet, so the grace outlasts that wait.
-  const graceMs = Math.max(BODY_RATE.graceMs, config.reliability.queueTimeoutMs + 10_000);
-  app.use(minimumBodyRate(bodyRate ?? { ...BODY_RATE, graceMs }));
+  const graceMs = Math.max(MINIMUM_RATE.graceMs, config.reliability.queueTimeoutMs + 10_000);
+  app.use(minimumBodyRate(bodyRate ?? { ...MINIMUM_RATE, graceMs }));
 
   // Express would answer an OPTIONS that no route handles itself, in plain text; with CORS on, cors() has
   // answered it above. Every method no route takes gets the same JSON 404.
@@ -113,7 +115,7 @@ export function createApp({ config, db, storage, logger, services, bodyRate }: A
   });
   // The paths of http/paths.ts, which Location headers name.
   api.use('/customers', customersRouter(customers));
-  api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics));
+  api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics, sendRate));
   app.use('/api', api);
 
   app.use(notFound);

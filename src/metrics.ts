@@ -4,6 +4,9 @@ import parseurl from 'parseurl';
 import type { StorageName } from './config';
 import type { GateLoad } from './gate';
 
+/** How a storage driver call ended (see storage_operation_duration_seconds' help). */
+export type StorageOutcome = 'ok' | 'error' | 'busy' | 'cancelled';
+
 /**
  * The service's Prometheus metrics, on a registry of its own (one per app, so tests can run several): requests by
  * route and status, bytes uploaded and downloaded, storage operation latency and errors, the background job's queue
@@ -38,7 +41,9 @@ export class Metrics {
   });
   readonly storageDuration = new client.Histogram({
     name: 'storage_operation_duration_seconds',
-    help: 'Storage driver calls (put: the whole upload; get: until the body starts), by store, operation and outcome',
+    help:
+      'Storage driver calls (put: the whole upload; get: until the body starts), by store, operation and outcome: ok (the store answered, ' +
+      'a missing file included), error (the store failed), busy (refused for want of room, never sent), cancelled (its client left first)',
     labelNames: ['storage', 'operation', 'outcome'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
@@ -98,9 +103,9 @@ export class Metrics {
     new ReadOnScrape({ name, help, registers: [this.registry] }, read);
   }
 
-  observeStorage(storage: StorageName, operation: string, seconds: number, failedForStore: boolean): void {
-    this.storageDuration.observe({ storage, operation, outcome: failedForStore ? 'error' : 'ok' }, seconds);
-    if (failedForStore) this.storageErrors.inc({ storage, operation });
+  observeStorage(storage: StorageName, operation: string, seconds: number, outcome: StorageOutcome): void {
+    this.storageDuration.observe({ storage, operation, outcome }, seconds);
+    if (outcome === 'error') this.storageErrors.inc({ storage, operation });
   }
 }
 

@@ -83,7 +83,7 @@ export async function startService(
   server.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet, and on a body
-  // that comes too slowly (http/body-rate.ts).
+  // that comes too slowly (http/body-rate.ts), or a file read too slowly (http/send-file.ts).
   server.requestTimeout = 0;
   server.setTimeout(IDLE_TIMEOUT_MS);
   // Below the process's limit on open files, which a flood of connections would otherwise reach: the service then

@@ -5,6 +5,7 @@ import { BadRequestError } from '../errors';
 import { sendJsonList } from '../http/json-list';
 import { parseId } from '../http/params';
 import { documentPath } from '../http/paths';
+import type { MinimumRate } from '../http/rate';
 import { sendFile } from '../http/send-file';
 import { etagOf, mimeTypeOf, toDocument } from './document';
 import { downloadName, isInlineSafe } from './file-types';
@@ -12,7 +13,7 @@ import type { DocumentsService, StoredUpload } from './service';
 import { uploadMiddleware } from './upload';
 
 /** Mounted at /api/customers/:customerId/documents. */
-export function documentsRouter(documents: DocumentsService, config: Config, metrics: Metrics): Router {
+export function documentsRouter(documents: DocumentsService, config: Config, metrics: Metrics, sendRate?: MinimumRate): Router {
   const router = Router({ mergeParams: true });
   const allowedTypes = new Set(config.uploads.allowedTypes);
   const customerOf = (params: Record<string, unknown>) => parseId(params.customerId, 'customer');
@@ -51,7 +52,7 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
         etag: etagOf(row),
         disposition: inline && isInlineSafe(mimeType) ? ('inline' as const) : ('attachment' as const),
       };
-      const sent = await sendFile(req, res, file, (range, signal) => documents.open(row, range, signal));
+      const sent = await sendFile(req, res, file, (range, signal) => documents.open(row, range, signal), sendRate);
       if (sent > 0) metrics.downloadedBytes.inc({ storage: row.storage }, sent);
     });
   }

@@ -5,6 +5,7 @@ import type {} from 'pino-http'; // req.log
 import { AppError } from '../errors';
 import type { ByteRange, StoredObject } from '../storage';
 import { contentDisposition } from './content-disposition';
+import { MINIMUM_RATE, type MinimumRate, watchRate } from './rate';
 
 export interface FileToSend {
   fileName: string;
@@ -27,13 +28,17 @@ const cspFor = (file: FileToSend) =>
  * If-Range), one byte range per request (a multi-range request gets the whole file, as RFC 9110 allows), and a
  * response that is never cut short silently: when the store fails midway the connection is reset, so a client
  * that was promised Content-Length bytes sees the failure. X-Content-Type-Options: nosniff comes from app.ts,
- * which sets it on every response. Returns the bytes of the body handed to the connection (0 for 304 and HEAD).
+ * which sets it on every response. The client must read at `rate` at least (http/rate.ts), or its connection is
+ * closed: a reader trickling a byte at a time would otherwise hold its open file, or its connection to S3 (of which
+ * there are S3_MAX_SOCKETS for every download), for as long as it liked. Returns the bytes of the body handed to the
+ * connection (0 for 304 and HEAD).
  */
 export async function sendFile(
   req: Request,
   res: Response,
   file: FileToSend,
   open: (range: ByteRange | undefined, signal: AbortSignal) => Promise<StoredObject>,
+  rate: MinimumRate = MINIMUM_RATE,
 ): Promise<number> {
   // Only on the file itself and its 304, never on an error instead of it (file missing, store down, range not
   // satisfiable): a browser that kept such an error under the file's ETag would turn it into a 304 later, and show
@@ -92,6 +97,13 @@ export async function sendFile(
       done(null, chunk);
     },
   });
+  // Counted as handed to the connection, which takes more only as the client reads (backpressure). Its kernel
+  // buffers, a few MB, are read before the pace shows; a client can pause a download (and resume it with a Range)
+  // for as long as the bytes before have earned.
+  const stopWatching = watchRate(rate, () => sent, (sentBytes, ms) => {
+    req.log?.warn({ sentBytes, ms }, 'download read too slowly; closing its connection');
+    res.destroy();
+  });
   try {
     await pipeline(obj.body, counted, res);
   } catch (err) {
@@ -100,6 +112,8 @@ export async function sendFile(
     if (sent === length && (err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE') return sent;
     res.destroy(err as Error);
     if ((err as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') req.log?.warn({ err }, 'file response failed midway');
+  } finally {
+    stopWatching();
   }
   return sent;
 }

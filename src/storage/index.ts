@@ -1,7 +1,9 @@
+import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config, StorageName } from '../config';
 import { Gate, type GateLoad } from '../gate';
-import type { Metrics } from '../metrics';
+import { BusyError } from '../errors';
+import type { Metrics, StorageOutcome } from '../metrics';
 import { StorageBusyError, type StorageDriver, StorageUnavailableError } from './driver';
 import { LocalDriver } from './local';
 import type { S3Driver } from './s3';
@@ -126,14 +128,26 @@ function instrument<T extends StorageDriver>(driver: T, metrics: Metrics | undef
       const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
         const result = await call(...args);
-        metrics.observeStorage(driver.name, operation, seconds(), false);
+        metrics.observeStorage(driver.name, operation, seconds(), 'ok');
         return result;
       } catch (err) {
-        // Only the store's own failures count as errors: a missing file or an upload the client dropped is not.
-        metrics.observeStorage(driver.name, operation, seconds(), err instanceof StorageUnavailableError);
+        metrics.observeStorage(driver.name, operation, seconds(), outcomeOf(operation, args, err));
         throw err;
       }
     };
   }
   return driver;
+}
+
+/**
+ * Only the store's own failures are errors. A call refused for want of room never reached the store; one its client
+ * gave up (a download's reader gone, an upload's body cut off or refused midway) says nothing of the store either.
+ * Anything else the store answered: a missing file is an answer.
+ */
+function outcomeOf(operation: (typeof OPERATIONS)[number], args: unknown[], err: unknown): StorageOutcome {
+  if (err instanceof StorageUnavailableError) return 'error';
+  if (err instanceof BusyError) return 'busy';
+  if (operation === 'get' && (args[2] as { signal?: AbortSignal } | undefined)?.signal?.aborted) return 'cancelled';
+  if (operation === 'put' && !(args[1] as Readable).readableEnded) return 'cancelled';
+  return 'ok';
 }

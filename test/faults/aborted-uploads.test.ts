@@ -4,6 +4,12 @@ import { eventually } from '../helpers/wait';
 
 const MB = 1024 * 1024;
 
+/** The value of one series in the app's /metrics text, or undefined when it has none. */
+async function metric(t: TestApp, series: string): Promise<number | undefined> {
+  const line = (await t.request().get('/metrics')).text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 describe.each(['local', 's3'] as const)('aborted uploads on %s', (storage) => {
   let t: TestApp;
   let port: number;
@@ -19,6 +25,13 @@ describe.each(['local', 's3'] as const)('aborted uploads on %s', (storage) => {
   });
 
   const documents = async () => (await t.request().get(`/api/customers/${customerId}/documents`)).body.documents;
+  const puts = (outcome: string) => metric(t, `storage_operation_duration_seconds_count{storage="${storage}",operation="put",outcome="${outcome}"}`);
+  /** The store did nothing wrong: the client's doing is counted as a cancelled call, never as the store's error. */
+  const expectCancelledPuts = async (count: number) => {
+    await eventually(async () => (await puts('cancelled')) === count, 5_000, `${count} cancelled put(s)`);
+    expect(await puts('error')).toBeUndefined();
+    expect(await metric(t, `storage_operation_errors_total{storage="${storage}",operation="put"}`)).toBeUndefined();
+  };
 
   test('invariant: a file that crosses MAX_UPLOAD_SIZE midway is refused at once (413), the rest is never read, nothing is kept', async () => {
     const before = await t.storedFiles();
@@ -34,6 +47,7 @@ describe.each(['local', 's3'] as const)('aborted uploads on %s', (storage) => {
     upload.abort();
     await eventually(async () => JSON.stringify(await t.storedFiles()) === JSON.stringify(before));
     expect(await documents()).toEqual([]);
+    await expectCancelledPuts(1);
   });
 
   test('invariant: a client that disconnects mid-upload leaves no row, no stored file, no temporary file, no multipart upload', async () => {
@@ -47,5 +61,6 @@ describe.each(['local', 's3'] as const)('aborted uploads on %s', (storage) => {
     await expect(upload.response).rejects.toThrow();
     await eventually(async () => JSON.stringify(await t.storedFiles()) === JSON.stringify(before));
     expect(await documents()).toEqual([]);
+    await expectCancelledPuts(2);
   });
 });

@@ -115,6 +115,7 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
   let customerId: number;
   const content = files.pdf(64 * MB);
   let location: string;
+  const gets = (outcome: string) => `storage_operation_duration_seconds_count{storage="s3",operation="get",outcome="${outcome}"}`;
   /** A download of the big document whose client does not read: its S3 connection, the only one, stays taken. */
   const holdDownload = () =>
     new Promise<http.IncomingMessage>((resolve) => {
@@ -148,6 +149,9 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
     const refused = await t.request().get(`${location}/download`);
     expect(refused.status).toBe(503);
     expect(await metric(t, 'admission_refused_total{gate="s3_download_sockets"}')).toBe(1);
+    // Refused here, never sent: not counted as S3 failing, nor as an answer of S3's.
+    expect(await metric(t, gets('busy'))).toBe(1);
+    expect(await metric(t, 'storage_operation_errors_total{storage="s3",operation="get"}')).toBeUndefined();
     expect(refused.body.error).toEqual({ code: 'STORAGE_BUSY', message: 'Too many downloads are under way; try again shortly' });
     expect(refused.headers['retry-after']).toBe('5');
     // S3 itself answers: uploads (another pool) still go to it meanwhile.
@@ -182,6 +186,8 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
     await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 0, 2_000, 'the connection free');
     // It was not refused, and took no connection: the next download is served at once.
     expect(await metric(t, 'admission_refused_total{gate="s3_download_sockets"}')).toBe(1);
+    expect(await metric(t, gets('cancelled'))).toBe(1);
+    expect(await metric(t, gets('busy'))).toBe(1);
     expect((await t.request().head(`${location}/download`)).status).toBe(200);
   }, 30_000);
 

@@ -8,7 +8,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import supertest from 'supertest';
 import type { Express } from 'express';
 import { createApp } from '../../src/app';
-import type { BodyRate } from '../../src/http/body-rate';
+import type { MinimumRate } from '../../src/http/rate';
 import { type Config, loadConfig } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
 import { createLogger, type Logger } from '../../src/logger';
@@ -41,7 +41,7 @@ export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
 /** The real app on a database and storage of its own: local disk, or an in-process S3 server. */
 export async function startTestApp(
-  options: { storage?: 'local' | 's3'; env?: Record<string, string>; database?: TestDb; bodyRate?: BodyRate; logger?: Logger } = {},
+  options: { storage?: 'local' | 's3'; env?: Record<string, string>; database?: TestDb; bodyRate?: MinimumRate; sendRate?: MinimumRate; logger?: Logger } = {},
 ): Promise<TestApp> {
   const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
   const s3 = options.storage === 's3' ? await startS3() : undefined;
@@ -54,7 +54,7 @@ export async function startTestApp(
   // Deletions that fail are retried at once when a test runs the queue, not after a backoff.
   const log = options.logger ?? logger;
   const services = createServices({ config, db: database.db, storage, logger: log, metrics }, { deletions: { retryBaseMs: 0 } });
-  const app = createApp({ config, db: database.db, storage, logger: log, services, bodyRate: options.bodyRate });
+  const app = createApp({ config, db: database.db, storage, logger: log, services, bodyRate: options.bodyRate, sendRate: options.sendRate });
   let server: Server | undefined;
   return {
     app,

@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +10,9 @@ import { type RunningService, startService } from '../../src/server';
 import { createLogger } from '../../src/logger';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { createTestDb, type TestDb } from '../helpers/db';
+import { files } from '../helpers/files';
 import { logLines } from '../helpers/logs';
+import { sha256 } from '../helpers/streams';
 import { streamUpload } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
 
@@ -87,6 +93,108 @@ describe('a request body that comes too slowly', () => {
     expect(res.body.sha256).toBe(upload.sha256);
   }, 30_000);
 });
+
+/** The open file descriptors of this process that point at a file under `dir`. */
+async function openFilesUnder(dir: string): Promise<number> {
+  const fds = await fs.readdir('/proc/self/fd');
+  const targets = await Promise.all(fds.map((fd) => fs.readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((target) => target.startsWith(dir)).length;
+}
+
+/** A raw GET of `path` whose client reads nothing until `read()`; `received()` then resolves to every byte. */
+async function unreadDownload(port: number, path: string) {
+  const socket = await connect(port);
+  socket.pause();
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  let bytes = 0;
+  const closed = new Promise<number>((resolve) => {
+    socket.on('data', (c: Buffer) => (bytes += c.length));
+    socket.on('error', () => undefined);
+    socket.once('close', () => resolve(bytes));
+  });
+  return {
+    socket,
+    /** Reads what the server sent, and resolves to its bytes (headers included) once the server has closed. */
+    received: () => {
+      socket.resume();
+      return closed;
+    },
+  };
+}
+
+for (const storage of ['local', 's3'] as const) {
+  describe(`a download read too slowly (${storage})`, () => {
+    const { lines, sink } = logLines();
+    const content = files.pdf(48 * MB);
+    let t: TestApp;
+    let port: number;
+    let location: string;
+    beforeAll(async () => {
+      // Half a second of grace, then 4 MB/s: the production rule (30 s, 500 B/s) at a test's pace. The file is
+      // larger than the connection's kernel buffers, which the server fills before the client's pace shows.
+      t = await startTestApp({
+        storage,
+        sendRate: { graceMs: 500, bytesPerSecond: 4 * MB },
+        env: { MAX_UPLOAD_SIZE: '100mb' },
+        logger: createLogger('warn', sink),
+      });
+      port = await t.listen();
+      const customerId = (await t.request().post('/api/customers').send({ name: 'Slow Readers plc' })).body.id;
+      const doc = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', content, 'big.pdf');
+      expect([doc.status, doc.body.storage]).toEqual([201, storage]);
+      location = doc.headers.location;
+    }, 60_000);
+    afterAll(async () => {
+      await t.close();
+    });
+
+    test('a client that stops reading is cut off once behind the minimum rate, and what it held is given back', async () => {
+      const started = Date.now();
+      const download = await unreadDownload(port, `${location}/download`);
+      await eventually(() => lines.some((l) => l.includes('download read too slowly')), 30_000, 'the warning');
+      const warning = JSON.parse(lines.find((l) => l.includes('download read too slowly'))!);
+      expect(warning.level).toBe(40);
+      // What was handed to the connection earned its time: cut off no sooner than the grace and those bytes allow.
+      expect(warning.sentBytes).toBeGreaterThan(0);
+      expect(warning.sentBytes).toBeLessThan(content.length);
+      expect(warning.ms).toBeGreaterThanOrEqual(500 + (warning.sentBytes / (4 * MB)) * 1000 - 5);
+      expect(Date.now() - started).toBeLessThan(30_000);
+      // The file, or the S3 connection, is given back at once, while the client still has not read.
+      if (storage === 'local') {
+        await eventually(async () => (await openFilesUnder(t.uploadDir)) === 0, 2_000, 'the file closed');
+      } else {
+        await eventually(() => t.storage.gates.s3_download_sockets!.inUse === 0, 2_000, 'the S3 connection given back');
+      }
+      // The client, reading at last, gets the bytes sent before the cut, then the connection's end: never the file
+      // whole, so it cannot mistake the cut for a complete download.
+      const received = await download.received();
+      expect(received).toBeLessThan(content.length);
+    }, 60_000);
+
+    test('a client that reads at the rate gets the file whole, however long it pauses after earning the time', async () => {
+      const response = await new Promise<http.IncomingMessage>((resolve) =>
+        http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false }, resolve),
+      );
+      const hash = createHash('sha256');
+      let bytes = 0;
+      let paused = false;
+      response.on('data', (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+        // Half the file read fast earns 6 s; a pause of 2 s, four times the grace, is well within it.
+        if (!paused && bytes >= content.length / 2) {
+          paused = true;
+          response.pause();
+          setTimeout(() => response.resume(), 2_000);
+        }
+      });
+      await once(response, 'end');
+      expect(response.statusCode).toBe(200);
+      expect(bytes).toBe(content.length);
+      expect(hash.digest('hex')).toBe(sha256(content));
+    }, 60_000);
+  });
+}
 
 describe('MAX_CONNECTIONS', () => {
   const { lines, sink } = logLines();
