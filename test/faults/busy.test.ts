@@ -127,7 +127,7 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
 
   beforeAll(async () => {
     // One connection for downloads: one client that does not read holds them all.
-    t = await startTestApp({ storage: 's3', env: { S3_MAX_SOCKETS: '1', QUEUE_TIMEOUT: '2s', MAX_UPLOAD_SIZE: '100mb' } });
+    t = await startTestApp({ storage: 's3', env: { S3_MAX_SOCKETS: '1', QUEUE_TIMEOUT: '2s', MAX_UPLOAD_SIZE: '100mb', S3_TIMEOUT: '10s' } });
     port = await t.listen();
     customerId = (await t.request().post('/api/customers').send({ name: 'Slow Readers plc' })).body.id;
     const doc = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', content, 'big.pdf');
@@ -189,6 +189,67 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
     expect(await metric(t, gets('cancelled'))).toBe(1);
     expect(await metric(t, gets('busy'))).toBe(1);
     expect((await t.request().head(`${location}/download`)).status).toBe(200);
+  }, 30_000);
+
+  test('a download whose client leaves while its S3 request is in flight gives its connection back at once', async () => {
+    // S3 takes the request and does not answer (S3_TIMEOUT is 10 s here).
+    t.s3!.proxy.stall();
+    try {
+      const leaving = http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false });
+      leaving.on('error', () => undefined);
+      await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 1, 2_000, 'the GetObject in flight');
+      const cancelled = (await metric(t, gets('cancelled'))) ?? 0;
+      const left = Date.now();
+      leaving.destroy();
+      await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 0, 3_000, 'the connection given back');
+      // Not when S3_TIMEOUT gives up on the request, which is when it would go without the client's signal.
+      expect(Date.now() - left).toBeLessThan(1_000);
+      expect(await metric(t, gets('cancelled'))).toBe(cancelled + 1);
+      expect(await metric(t, 'storage_operation_errors_total{storage="s3",operation="get"}')).toBeUndefined();
+    } finally {
+      t.s3!.proxy.unstall();
+    }
+    // The connection pool is whole: the next download is served in full.
+    const served = await t.request().get(`${location}/download`).buffer(true).parse((res, done) => {
+      const hash = createHash('sha256');
+      res.on('data', (c: Buffer) => hash.update(c));
+      res.on('end', () => done(null, hash.digest('hex')));
+    });
+    expect([served.status, served.body]).toEqual([200, sha256(content)]);
+  }, 30_000);
+
+  test('a download whose client left while its document was looked up never waits for a connection', async () => {
+    const held = await holdDownload();
+    // Read before the table is held: /metrics reads the database too.
+    const cancelled = (await metric(t, gets('cancelled'))) ?? 0;
+    const refused = await metric(t, 'admission_refused_total{gate="s3_download_sockets"}');
+    // The lookup waits for the table, held by another transaction, while the client leaves.
+    let unlock!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = t.database.db.transaction(async (tx) => {
+      await tx.query('LOCK TABLE customer_documents IN ACCESS EXCLUSIVE MODE');
+      locked();
+      await new Promise<void>((resolve) => (unlock = resolve));
+    });
+    await isLocked;
+    try {
+      const leaving = http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false });
+      leaving.on('error', () => undefined);
+      await sleep(300);
+      leaving.destroy();
+      await sleep(100);
+    } finally {
+      unlock();
+      await holder;
+    }
+    const unlocked = Date.now();
+    // Given up as soon as the lookup is done: not a place in line until QUEUE_TIMEOUT (2 s), then a refusal.
+    await eventually(async () => (await metric(t, gets('cancelled'))) === cancelled + 1, 3_000, 'the download given up');
+    expect(Date.now() - unlocked).toBeLessThan(1_000);
+    expect(await metric(t, 'admission_refused_total{gate="s3_download_sockets"}')).toBe(refused);
+    held.destroy();
+    await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 0, 2_000, 'the connection free');
   }, 30_000);
 
   test('the background sync stops its pass at the first document, for the next pass, rather than fail each one after QUEUE_TIMEOUT', async () => {
