@@ -276,7 +276,12 @@ onPostgres('busy: every database connection taken (Postgres)', () => {
     const database = await createTestDb();
     await migrate(database.db);
     const db = createPgDb(database.url!, { max: 2, queueTimeoutMs: 2_000 });
-    const t = await startTestApp({ storage: 'local', database: { db, kind: 'postgres', openAgain: async () => db, close: () => db.close() } });
+    const { lines, sink } = logLines();
+    const t = await startTestApp({
+      storage: 'local',
+      database: { db, kind: 'postgres', openAgain: async () => db, close: () => db.close() },
+      logger: createLogger('info', sink),
+    });
     try {
       const customerId = (await t.request().post('/api/customers').send({ name: 'Crowded Pool GmbH' })).body.id;
       // Both connections busy for 3 s, as under a burst of long listings.
@@ -287,6 +292,10 @@ onPostgres('busy: every database connection taken (Postgres)', () => {
       expect(listing.body.error).toEqual({ code: 'DATABASE_BUSY', message: 'The service is busy; try again shortly' });
       expect(listing.headers['retry-after']).toBe('5');
       expect(db.gates?.database_connections).toMatchObject({ capacity: 2, inUse: 2, refused: 1 });
+      // A crowd, not an outage: one warning that says what was full, and nothing at error level.
+      const logged = lines.map((l) => JSON.parse(l) as { level: number; code?: string; reason?: string });
+      expect(logged.filter((l) => l.code === 'DATABASE_BUSY')).toEqual([expect.objectContaining({ level: 40, reason: expect.stringMatching(/^waited 2000 ms/) })]);
+      expect(logged.filter((l) => l.level >= 50)).toEqual([]);
       // The database answers: a platform must not restart the service, nor a load balancer take it out.
       const health = await t.request().get('/health');
       expect([health.status, health.body.status]).toEqual([200, 'ok']);
