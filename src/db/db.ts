@@ -37,7 +37,7 @@ export interface Db extends Session {
   withLock<T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>): Promise<T>;
   /** As withLock, but when another holder has the lock, returns undefined at once instead of waiting. */
   tryWithLock<T>(name: string, fn: (session: Session, lost: AbortSignal) => Promise<T>): Promise<T | undefined>;
-  /** The gates queries wait at, by the name ops see them under (Metrics.watchGates); PGlite has none. */
+  /** The gates queries wait at, by the name ops see them under (Metrics.watchGates). */
   readonly gates?: Readonly<Record<string, GateLoad>>;
   /** Answers whether the database responds within timeoutMs. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;

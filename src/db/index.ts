@@ -11,7 +11,7 @@ export { type Db, LIST_PAGE, type Queryable, type Session } from './db';
 export async function createDb(config: Config, onError?: (err: Error) => void, { lockRetries }: { lockRetries?: number } = {}): Promise<Db> {
   return config.database.url
     ? createPgDb(config.database.url, { onError, max: config.database.poolSize, queueTimeoutMs: config.reliability.queueTimeoutMs })
-    : loadPglite().createPgliteDb(config.database.pgliteDataDir, { onError, lockRetries });
+    : loadPglite().createPgliteDb(config.database.pgliteDataDir, { onError, lockRetries, queueTimeoutMs: config.reliability.queueTimeoutMs });
 }
 
 /** PGlite's module, loaded only without DATABASE_URL: a service on Postgres does without its 1–2 MB. */

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import lockfile from 'proper-lockfile';
-import { DatabaseUnavailableError, DataDirInUseError, DataDirLostError } from '../errors';
+import { DatabaseBusyError, DatabaseUnavailableError, DataDirInUseError, DataDirLostError } from '../errors';
+import { Gate } from '../gate';
 import type { Db, Queryable, Row, Session } from './db';
 import { ping } from './pg';
 
@@ -34,9 +35,14 @@ function queryable(target: PGlite | Transaction): Queryable {
  */
 export async function createPgliteDb(
   dataDir?: string,
-  { onError, lockRetries = 40, template }: { onError?: (err: Error) => void; lockRetries?: number; template?: Blob } = {},
+  {
+    onError,
+    lockRetries = 40,
+    template,
+    queueTimeoutMs = 10_000,
+  }: { onError?: (err: Error) => void; lockRetries?: number; template?: Blob; queueTimeoutMs?: number } = {},
 ): Promise<Db> {
-  if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir, { loadDataDir: template }));
+  if (!dataDir || dataDir.startsWith('memory://')) return wrapPglite(await PGlite.create(dataDir, { loadDataDir: template }), queueTimeoutMs);
   await fs.mkdir(dataDir, { recursive: true });
   let release: () => Promise<void>;
   // Once the lock is lost (not refreshed for LOCK_STALE_MS: a stalled process, a volume that stopped answering; or
@@ -79,7 +85,7 @@ export async function createPgliteDb(
     const made = await fs.access(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
     opened = await PGlite.create(dataDir, { loadDataDir: made ? undefined : template });
     if (lost) throw lost;
-    return wrapPglite(opened, unlock);
+    return wrapPglite(opened, queueTimeoutMs, unlock);
   } catch (err) {
     await opened?.close().catch(() => undefined);
     await unlock();
@@ -132,7 +138,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
+function wrapPglite(pglite: PGlite, queueTimeoutMs: number, release?: () => Promise<void>): Db {
   // PGlite is one session inside one process (its data directory cannot be opened twice), so a lock held by this
   // process is a lock for every user of the database. pg_advisory_lock would not do: within one session it is
   // re-entrant, and every caller here shares that session.
@@ -148,9 +154,25 @@ function wrapPglite(pglite: PGlite, release?: () => Promise<void>): Db {
     // other's uncommitted statements.
     transaction: (fn) => pglite.transaction((tx) => fn(queryable(tx))).catch(translate),
   };
+  // PGlite runs one statement or transaction at a time, and lets the rest wait for as long as it takes. Requests
+  // wait here instead, in order, for at most QUEUE_TIMEOUT, as they wait for a pool connection on Postgres: under a
+  // burst they are refused as busy rather than answered ever later, and ops see the line (admission_* metrics).
+  // The sessions of withLock (the migrator, the background job) go straight to PGlite: they are no request's.
+  const connection = new Gate(1, queueTimeoutMs, (cause) => new DatabaseBusyError({ cause }));
+  const gated = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const leave = await connection.enter();
+    try {
+      return await fn();
+    } finally {
+      leave();
+    }
+  };
   return {
     kind: 'pglite',
-    ...session,
+    query: <T = Row>(sql: string, params?: readonly unknown[]) => gated(() => session.query<T>(sql, params)),
+    exec: (sql) => gated(() => session.exec(sql)),
+    transaction: (fn) => gated(() => session.transaction(fn)),
+    gates: { database_connections: connection },
     withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session, NEVER_LOST)),
     tryWithLock: async (name, fn) => {
       const lock = lockNamed(name);
