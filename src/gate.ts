@@ -73,6 +73,16 @@ export class Gate implements GateLoad {
     });
   }
 
+  /** Runs `fn` once one unit is admitted, and releases it when `fn` settles. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const leave = await this.enter();
+    try {
+      return await fn();
+    } finally {
+      leave();
+    }
+  }
+
   private admit(need: number): () => void {
     this.used += need;
     let released = false;

@@ -43,7 +43,8 @@ export class Metrics {
     name: 'storage_operation_duration_seconds',
     help:
       'Storage driver calls (put: the whole upload; get: until the body starts), by store, operation and outcome: ok (the store answered, ' +
-      'a missing file included), error (the store failed), busy (refused for want of room, never sent), cancelled (its client left first)',
+      'a missing file included), error (the store failed), busy (refused for want of room, never sent), cancelled (its client left, ' +
+      'or its upload was refused midway)',
     labelNames: ['storage', 'operation', 'outcome'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],

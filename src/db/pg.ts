@@ -73,14 +73,7 @@ export function createPgDb(connectionString: string, options: PgDbOptions = {}):
   // With the gate, pg only connects when a connection is free, and its timeout is the database's alone.
   const connections = new Gate(max, options.queueTimeoutMs ?? 10_000, (cause) => new DatabaseBusyError({ cause }));
 
-  async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const leave = await connections.enter();
-    try {
-      return await usingClient(fn);
-    } finally {
-      leave();
-    }
-  }
+  const withClient = <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => connections.run(() => usingClient(fn));
 
   async function usingClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect().catch(translateConnect);

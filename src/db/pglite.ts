@@ -157,21 +157,14 @@ function wrapPglite(pglite: PGlite, queueTimeoutMs: number, release?: () => Prom
   // PGlite runs one statement or transaction at a time, and lets the rest wait for as long as it takes. Requests
   // wait here instead, in order, for at most QUEUE_TIMEOUT, as they wait for a pool connection on Postgres: under a
   // burst they are refused as busy rather than answered ever later, and ops see the line (admission_* metrics).
-  // The sessions of withLock (the migrator, the background job) go straight to PGlite: they are no request's.
+  // The session withLock hands out goes straight to PGlite (the migrator's statements, before the service listens);
+  // the background job's own queries wait here like any request's, as they wait for the pool on Postgres.
   const connection = new Gate(1, queueTimeoutMs, (cause) => new DatabaseBusyError({ cause }));
-  const gated = async <T>(fn: () => Promise<T>): Promise<T> => {
-    const leave = await connection.enter();
-    try {
-      return await fn();
-    } finally {
-      leave();
-    }
-  };
   return {
     kind: 'pglite',
-    query: <T = Row>(sql: string, params?: readonly unknown[]) => gated(() => session.query<T>(sql, params)),
-    exec: (sql) => gated(() => session.exec(sql)),
-    transaction: (fn) => gated(() => session.transaction(fn)),
+    query: <T = Row>(sql: string, params?: readonly unknown[]) => connection.run(() => session.query<T>(sql, params)),
+    exec: (sql) => connection.run(() => session.exec(sql)),
+    transaction: (fn) => connection.run(() => session.transaction(fn)),
     gates: { database_connections: connection },
     withLock: (name, fn) => lockNamed(name).runExclusive(() => fn(session, NEVER_LOST)),
     tryWithLock: async (name, fn) => {

@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import { DatabaseBusyError } from '../errors';
 import type { Db } from '../db';
 import type { Logger } from '../logger';
 import type { Storage } from '../storage';
@@ -54,6 +55,11 @@ export class S3Sync {
         } catch (err) {
           if (err instanceof S3NotAnswering) {
             logger.warn({ err: err.cause, documentId: row.id }, `${err.message}; documents wait on local disk for the next pass`);
+            return { moved, failed: failed + 1 };
+          }
+          // Every database connection taken by requests: so would the next document's be.
+          if (err instanceof DatabaseBusyError) {
+            logger.warn({ documentId: row.id }, 'the database is busy with requests; documents wait on local disk for the next pass');
             return { moved, failed: failed + 1 };
           }
           failed++;

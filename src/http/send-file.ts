@@ -99,8 +99,10 @@ export async function sendFile(
   });
   // Counted as handed to the connection, which takes more only as the client reads (backpressure). Its kernel
   // buffers, a few MB, are read before the pace shows; a client can pause a download (and resume it with a Range)
-  // for as long as the bytes before have earned.
+  // for as long as the bytes before have earned. Only a response backed up is the client's doing: one waiting for
+  // its store (S3 slow, which S3_TIMEOUT bounds) is watched again later.
   const stopWatching = watchRate(rate, () => sent, (sentBytes, ms) => {
+    if (!res.writableNeedDrain) return false;
     req.log?.warn({ sentBytes, ms }, 'download read too slowly; closing its connection');
     res.destroy();
   });

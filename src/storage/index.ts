@@ -142,12 +142,15 @@ function instrument<T extends StorageDriver>(driver: T, metrics: Metrics | undef
 /**
  * Only the store's own failures are errors. A call refused for want of room never reached the store; one its client
  * gave up (a download's reader gone, an upload's body cut off or refused midway) says nothing of the store either.
- * Anything else the store answered: a missing file is an answer.
+ * Anything else counts as answered: a missing file is an answer.
  */
 function outcomeOf(operation: (typeof OPERATIONS)[number], args: unknown[], err: unknown): StorageOutcome {
   if (err instanceof StorageUnavailableError) return 'error';
   if (err instanceof BusyError) return 'busy';
   if (operation === 'get' && (args[2] as { signal?: AbortSignal } | undefined)?.signal?.aborted) return 'cancelled';
-  if (operation === 'put' && !(args[1] as Readable).readableEnded) return 'cancelled';
+  // A body destroyed before its end: the client left, or its upload was refused midway (413). One refused before it
+  // was read (an invalid key) is the server's own failure, not a cancellation.
+  const body = args[1] as Readable;
+  if (operation === 'put' && body.destroyed && !body.readableEnded) return 'cancelled';
   return 'ok';
 }

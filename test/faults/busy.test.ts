@@ -2,24 +2,17 @@ import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { migrate } from '../../src/db/migrate';
 import { createLogger } from '../../src/logger';
-import { createPgDb } from '../../src/db/pg';
 import { startTestApp, type TestApp } from '../helpers/app';
-import { createPgliteDb } from '../../src/db/pglite';
-import { createTestDb, pgliteTemplate, type TestDb } from '../helpers/db';
+import { createTestDb } from '../helpers/db';
 import { files } from '../helpers/files';
 import { logLines } from '../helpers/logs';
+import { metric } from '../helpers/metrics';
 import { sha256 } from '../helpers/streams';
 import { streamUpload } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The value of one series in the app's /metrics text, e.g. `admission_waiting{gate="s3_upload_bytes"}`. */
-async function metric(t: TestApp, series: string): Promise<number | undefined> {
-  const line = (await t.request().get('/metrics')).text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 /** Whether `promise` has settled by now. */
 function tracked<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
@@ -203,8 +196,8 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
       const left = Date.now();
       leaving.destroy();
       await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 0, 3_000, 'the connection given back');
-      // Not when S3_TIMEOUT gives up on the request, which is when it would go without the client's signal.
-      expect(Date.now() - left).toBeLessThan(1_000);
+      // Not when S3_TIMEOUT (10 s) gives up on the request, which is when it would go without the client's signal.
+      expect(Date.now() - left).toBeLessThan(5_000);
       expect(await metric(t, gets('cancelled'))).toBe(cancelled + 1);
       expect(await metric(t, 'storage_operation_errors_total{storage="s3",operation="get"}')).toBeUndefined();
     } finally {
@@ -244,10 +237,8 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
       unlock();
       await holder;
     }
-    const unlocked = Date.now();
     // Given up as soon as the lookup is done: not a place in line until QUEUE_TIMEOUT (2 s), then a refusal.
     await eventually(async () => (await metric(t, gets('cancelled'))) === cancelled + 1, 3_000, 'the download given up');
-    expect(Date.now() - unlocked).toBeLessThan(1_000);
     expect(await metric(t, 'admission_refused_total{gate="s3_download_sockets"}')).toBe(refused);
     held.destroy();
     await eventually(async () => (await metric(t, 'admission_in_use{gate="s3_download_sockets"}')) === 0, 2_000, 'the connection free');
@@ -274,23 +265,11 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
  * a pool of two, or PGlite, which runs one statement or transaction at a time.
  */
 async function crowdableDb(kind: 'postgres' | 'pglite') {
-  if (kind === 'pglite') {
-    const db = await createPgliteDb(undefined, { template: await pgliteTemplate(), queueTimeoutMs: 2_000 });
-    const database: TestDb = { db, kind, openAgain: async () => db, close: () => db.close() };
-    return { database, capacity: 1, busy: (ms: number) => [db.transaction(() => sleep(ms))] };
-  }
-  const owner = await createTestDb();
-  const db = createPgDb(owner.url!, { max: 2, queueTimeoutMs: 2_000 });
-  const database: TestDb = {
-    db,
-    kind,
-    openAgain: async () => db,
-    close: async () => {
-      await db.close();
-      await owner.close();
-    },
-  };
-  return { database, capacity: 2, busy: (ms: number) => [db.query(`SELECT pg_sleep(${ms / 1000})`), db.query(`SELECT pg_sleep(${ms / 1000})`)] };
+  const database = await createTestDb({ max: 2, queueTimeoutMs: 2_000 });
+  const { db } = database;
+  const busy = (ms: number) =>
+    kind === 'pglite' ? [db.transaction(() => sleep(ms))] : [db.query(`SELECT pg_sleep(${ms / 1000})`), db.query(`SELECT pg_sleep(${ms / 1000})`)];
+  return { database, capacity: kind === 'pglite' ? 1 : 2, busy };
 }
 
 // Each pass runs on its own database: PGlite in the default one, Postgres with DATABASE_URL.

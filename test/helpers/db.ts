@@ -29,12 +29,13 @@ export function pgliteTemplate(): Promise<Blob | undefined> {
 
 /**
  * A database of this test file's own: in-memory PGlite by default; with DATABASE_URL set, a new database on that
- * Postgres server, dropped again at the end, so parallel test files and runs never see each other's rows.
+ * Postgres server, dropped again at the end, so parallel test files and runs never see each other's rows. `pool`:
+ * the connections on Postgres (PGlite has one) and how long a query waits for one.
  */
-export async function createTestDb(): Promise<TestDb> {
+export async function createTestDb(pool: { max?: number; queueTimeoutMs?: number } = {}): Promise<TestDb> {
   const adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    const db = await createPgliteDb(undefined, { template: await pgliteTemplate() });
+    const db = await createPgliteDb(undefined, { template: await pgliteTemplate(), queueTimeoutMs: pool.queueTimeoutMs });
     return { db, kind: 'pglite', openAgain: async () => db, close: () => db.close() };
   }
   const name = `crm_docs_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -46,7 +47,7 @@ export async function createTestDb(): Promise<TestDb> {
   url.pathname = `/${name}`;
   const handles: Db[] = [];
   const open = async () => {
-    const db = createPgDb(url.toString());
+    const db = createPgDb(url.toString(), pool);
     handles.push(db);
     return db;
   };

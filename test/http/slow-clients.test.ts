@@ -193,6 +193,30 @@ for (const storage of ['local', 's3'] as const) {
       expect(bytes).toBe(content.length);
       expect(hash.digest('hex')).toBe(sha256(content));
     }, 60_000);
+
+    (storage === 's3' ? test : test.skip)('a download whose store stalls is not cut off: its client is waiting, not slow', async () => {
+      const warned = lines.filter((l) => l.includes('download read too slowly')).length;
+      const response = await new Promise<http.IncomingMessage>((resolve) =>
+        http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false }, resolve),
+      );
+      const hash = createHash('sha256');
+      let bytes = 0;
+      let stalled = false;
+      response.on('data', (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+        // S3 stops sending for 4 s: longer than the grace and what the bytes sent so far have earned.
+        if (!stalled && bytes >= 1 * MB) {
+          stalled = true;
+          t.s3!.proxy.stall();
+          setTimeout(() => t.s3!.proxy.unstall(), 4_000);
+        }
+      });
+      await once(response, 'end');
+      expect(bytes).toBe(content.length);
+      expect(hash.digest('hex')).toBe(sha256(content));
+      expect(lines.filter((l) => l.includes('download read too slowly'))).toHaveLength(warned);
+    }, 60_000);
   });
 }
 
