@@ -79,7 +79,7 @@ export async function startService(
     res.once('close', () => unanswered.delete(res));
     app(req, res);
   });
-  server.on('clientError', clientErrorHandler(config.corsOrigins));
+  server.on('clientError', clientErrorHandler(config.corsOrigins, logger));
   server.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet, and on a body

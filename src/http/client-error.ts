@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../logger';
 
 /** What Node's HTTP parser rejects, as the API's own errors. */
 const ANSWERS: Record<string, [number, string, string]> = {
@@ -18,14 +20,21 @@ type ClientSocket = Duplex & { _httpMessage?: { headersSent?: boolean } };
  * A browser shows the frontend a CORS answer only. The request's Origin is not known here (its headers are what
  * failed), so the answer allows the one origin CORS_ORIGINS names, or any when it says `*`: a CRM whose JWT has
  * grown past 16 kB then sees 431 HEADERS_TOO_LARGE, not a network error. With several origins, none can be chosen.
+ *
+ * Each answer has a request id (X-Request-Id) and a log line with it, as every request Express answers has: a
+ * frontend reporting "431" can be matched with what the service saw. Logged at info, as any request is: a client's
+ * mistake, or a scanner's, is not the service's fault.
  */
-export function clientErrorHandler(corsOrigins: readonly string[]): (err: Error & { code?: string }, socket: ClientSocket) => void {
+export function clientErrorHandler(
+  corsOrigins: readonly string[],
+  logger?: Logger,
+): (err: Error & { code?: string }, socket: ClientSocket) => void {
   const allow = corsOrigins.includes('*') ? '*' : corsOrigins.length === 1 ? corsOrigins[0] : undefined;
   const cors = allow === undefined ? '' : `Access-Control-Allow-Origin: ${allow}\r\n${allow === '*' ? '' : 'Vary: Origin\r\n'}`;
-  return (err, socket) => answerClientError(err, socket, cors);
+  return (err, socket) => answerClientError(err, socket, cors, logger);
 }
 
-function answerClientError(err: Error & { code?: string }, socket: ClientSocket, cors: string): void {
+function answerClientError(err: Error & { code?: string }, socket: ClientSocket, cors: string, logger?: Logger): void {
   // Nothing to answer on a connection that is gone, or in the middle of a response (Node's own rule: a connection
   // that served earlier requests, kept alive, gets its answer).
   if (err.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent) {
@@ -34,10 +43,15 @@ function answerClientError(err: Error & { code?: string }, socket: ClientSocket,
   }
   const [status, code, message] = ANSWERS[err.code ?? ''] ?? [400, 'BAD_REQUEST', 'The request is not valid HTTP'];
   const body = JSON.stringify({ error: { code, message } });
+  const requestId = randomUUID();
+  // The parser's code says what was wrong (HPE_INVALID_METHOD, HPE_HEADER_OVERFLOW...); not the bytes, which may
+  // hold a token.
+  logger?.info({ requestId, status, code, parserError: err.code, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress }, 'request refused before routing');
   // Closed once written: the connection allows half-open use, so end() alone would keep it until the idle timeout.
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\n${cors}Connection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\n` +
+      `${cors}Connection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
 }

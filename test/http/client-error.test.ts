@@ -5,7 +5,8 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { clientErrorHandler } from '../../src/http/client-error';
 import { type RunningService, startService } from '../../src/server';
-import { logger } from '../helpers/app';
+import { createLogger } from '../../src/logger';
+import { logLines } from '../helpers/logs';
 import { createTestDb, type TestDb } from '../helpers/db';
 
 /** Sends raw bytes and returns everything the server answers before it closes the connection. */
@@ -20,12 +21,13 @@ function raw(port: number, request: string): Promise<string> {
 }
 
 describe('requests Node itself refuses, before Express', () => {
+  const { lines, sink } = logLines();
   let database: TestDb;
   let service: RunningService;
   beforeAll(async () => {
     database = await createTestDb();
     const config = loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: path.join(os.tmpdir(), `client-error-${process.pid}`) });
-    service = await startService(config, logger, { db: database.db });
+    service = await startService(config, createLogger('info', sink), { db: database.db });
   });
   afterAll(async () => {
     await service?.close();
@@ -46,6 +48,12 @@ describe('requests Node itself refuses, before Express', () => {
     expect(JSON.parse(body)).toEqual({ error: { code, message: expect.any(String) } });
     // This service has no CORS_ORIGINS: no browser may read it.
     expect(head).not.toMatch(/Access-Control/i);
+    // A request id, as every answer has, and the service's line about it: what went wrong, never the bytes.
+    const requestId = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
+    expect(requestId).toBeDefined();
+    const line = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId);
+    expect(line).toMatchObject({ level: 30, msg: 'request refused before routing', status, code, parserError: expect.stringMatching(/^HPE_/) });
+    expect(JSON.stringify(line)).not.toMatch(/aaaa|zz/);
   });
 
   test('an HTTP/1.1 request without Host: 400 with the API\'s JSON error, its request id and nosniff', async () => {
