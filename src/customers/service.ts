@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type Db, LIST_PAGE } from '../db';
+import { type Db, LIST_PAGE, type Page } from '../db';
 import { BadRequestError, customerNotFound } from '../errors';
 import type { DocumentsService } from '../documents/service';
 import { enqueueFileDeletions } from '../documents/deletions';
@@ -49,11 +49,11 @@ export class CustomersService {
   }
 
   /** Every customer, in pages of `pageSize`: a table of any size is listed in flat memory. */
-  async *list(pageSize = LIST_PAGE): AsyncGenerator<Customer[]> {
+  async *list(pageSize = LIST_PAGE): AsyncGenerator<Page<Customer>> {
     for (let after = 0; ; ) {
-      const rows = await repo.listCustomersPage(this.deps.db, after, pageSize);
-      yield rows.map(toCustomer);
-      if (rows.length < pageSize) return;
+      const { rows, more } = await repo.listCustomersPage(this.deps.db, after, pageSize);
+      yield { items: rows.map(toCustomer), more };
+      if (!more) return;
       after = rows[rows.length - 1].id;
     }
   }

@@ -3,11 +3,19 @@ import type { GateLoad } from '../gate';
 export type Row = Record<string, unknown>;
 
 /**
- * Rows per query when a listing of any length is read in pages. A listing holds up to two pages while it is written,
- * so the page is what a burst of listings costs: 500 at once of 5,000 documents peaked at 564–1,484 MB RSS with 1,000
- * rows, 402–557 MB with 200, 382 MB once with 100 (BENCH_ONLY=many-listings npm run bench, 2026-11-26).
+ * Rows per query when a listing of any length is read in pages. A listing holds up to two pages while it is written
+ * (one being sent, the next read), so the page is what a burst of listings costs: 500 at once of 5,000 documents
+ * peaked at 564–1,484 MB RSS with 1,000 rows, 402–557 MB with 200, 382 MB once with 100 (BENCH_ONLY=many-listings
+ * npm run bench, 2026-11-26). Reading one row past the page, rather than the whole second page before the first is
+ * written: 411–682 MB (median 537) against 561–720 MB (median 639), over five and four runs.
  */
 export const LIST_PAGE = 200;
+
+/** One page of a listing, and whether another follows (known without reading it: see the repositories). */
+export interface Page<T> {
+  items: T[];
+  more: boolean;
+}
 
 export interface Queryable {
   /** Runs one statement with $1..$n parameters and returns its rows. */

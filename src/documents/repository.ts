@@ -30,19 +30,22 @@ export async function listDocumentsPage(
   after: DocumentsCursor | undefined,
   limit: number,
 ): Promise<{ rows: DocumentRow[]; next?: DocumentsCursor }> {
+  // One row more than the page: whether another page follows is known without reading it.
   // Rows without an upload time (the old CRM's) come last, by id; before them, by time, then id.
   const [where, params] = !after
-    ? ['', [customerId, limit]]
+    ? ['', [customerId, limit + 1]]
     : after.uploadedAt === null
-      ? ['AND uploaded_at IS NULL AND id < $3', [customerId, limit, after.id]]
-      : ['AND ((uploaded_at, id) < ($4::timestamptz, $3) OR uploaded_at IS NULL)', [customerId, limit, after.id, after.uploadedAt]];
+      ? ['AND uploaded_at IS NULL AND id < $3', [customerId, limit + 1, after.id]]
+      : ['AND ((uploaded_at, id) < ($4::timestamptz, $3) OR uploaded_at IS NULL)', [customerId, limit + 1, after.id, after.uploadedAt]];
   const rows = await q.query<DocumentRow & { uploaded_at_exact: string | null }>(
     `SELECT ${COLUMNS}, uploaded_at::text AS uploaded_at_exact FROM customer_documents
       WHERE customer_id = $1 ${where} ${NEWEST_FIRST} LIMIT $2`,
     params,
   );
-  const last = rows.at(-1);
-  return { rows, next: rows.length === limit && last ? { uploadedAt: last.uploaded_at_exact, id: Number(last.id) } : undefined };
+  if (rows.length <= limit) return { rows };
+  rows.length = limit;
+  const last = rows[limit - 1];
+  return { rows, next: { uploadedAt: last.uploaded_at_exact, id: Number(last.id) } };
 }
 
 export async function findDocument(q: Queryable, customerId: number, id: number): Promise<DocumentRow | undefined> {

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { Config, StorageName } from '../config';
-import { type Db, LIST_PAGE } from '../db';
+import { type Db, LIST_PAGE, type Page } from '../db';
 import { customerNotFound, DatabaseUnavailableError, documentNotFound, UnsupportedMediaTypeError } from '../errors';
 import type { Logger } from '../logger';
 import { findCustomer } from '../customers/repository';
@@ -69,11 +69,11 @@ export class DocumentsService {
   }
 
   /** A customer's documents, newest first, in pages of `pageSize`. The first page checks the customer. */
-  async *list(customerId: number, pageSize = LIST_PAGE): AsyncGenerator<Document[]> {
+  async *list(customerId: number, pageSize = LIST_PAGE): AsyncGenerator<Page<Document>> {
     await this.requireCustomer(customerId);
     for (let after: repo.DocumentsCursor | undefined; ; ) {
       const { rows, next } = await repo.listDocumentsPage(this.deps.db, customerId, after, pageSize);
-      yield rows.map(toDocument);
+      yield { items: rows.map(toDocument), more: next !== undefined };
       if (!next) return;
       after = next;
     }

@@ -1,3 +1,4 @@
+import { LIST_PAGE } from '../../src/db';
 import { listDocumentsPage } from '../../src/documents/repository';
 import { startTestApp, type TestApp } from '../helpers/app';
 
@@ -76,5 +77,25 @@ describe('listings in pages', () => {
     expect(short.headers.etag).toBeDefined();
     expect((await t.request().get(`/api/customers/${small}/documents`).set('If-None-Match', short.headers.etag)).status).toBe(304);
     expect((await t.request().get('/api/customers/999999/documents')).body.error.code).toBe('CUSTOMER_NOT_FOUND');
+  });
+
+  test('a listing of exactly one page is answered whole, with its ETag; one more document and it is streamed', async () => {
+    const [{ id: customer }] = await t.database.db.query<{ id: number }>("INSERT INTO customers (name) VALUES ('One page') RETURNING id");
+    const add = (n: number) =>
+      t.database.db.query(
+        `INSERT INTO customer_documents (customer_id, file_name, file_path, uploaded_at)
+         SELECT $1, 'p' || n || '.pdf', 'p' || n || '.pdf', now() - make_interval(secs => n) FROM generate_series(1, $2::int) AS n`,
+        [customer, n],
+      );
+    await add(LIST_PAGE);
+    const page = await t.request().get(`/api/customers/${customer}/documents`);
+    expect(page.body.documents).toHaveLength(LIST_PAGE);
+    expect(page.headers.etag).toBeDefined();
+    expect(page.headers['content-length']).toBeDefined();
+    await add(1);
+    const more = await t.request().get(`/api/customers/${customer}/documents`);
+    expect(more.body.documents).toHaveLength(LIST_PAGE + 1);
+    expect(more.headers.etag).toBeUndefined();
+    expect(more.headers['transfer-encoding']).toBe('chunked');
   });
 });
