@@ -317,4 +317,36 @@ describe(`busy: every database connection taken (${kind})`, () => {
       await database.close();
     }
   }, 30_000);
+
+  test('the background sync stops its pass when the database is busy mid-move, with a warning, for the next pass', async () => {
+    const { database, busy } = await crowdableDb(kind);
+    const { lines, sink } = logLines();
+    const t = await startTestApp({ storage: 's3', database, env: { S3_TIMEOUT: '10s' }, logger: createLogger('info', sink) });
+    try {
+      const customerId = (await t.request().post('/api/customers').send({ name: 'Busy Mover Ltd' })).body.id;
+      await t.s3!.down();
+      const kept = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(10_000), 'kept.pdf');
+      expect(kept.body).toMatchObject({ storage: 'local', pendingStorage: 's3' });
+      await t.s3!.up();
+
+      // The copy to S3 held up, and meanwhile every database connection taken: the switch after it must wait.
+      t.s3!.proxy.stall();
+      const pass = t.services.sync.run();
+      await sleep(300);
+      const long = busy(4_000);
+      await sleep(100);
+      t.s3!.proxy.unstall();
+      expect(await pass).toEqual({ moved: 0, failed: 1 });
+      const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(logged.filter((l) => l.msg.startsWith('the database is busy'))).toEqual([expect.objectContaining({ level: 40 })]);
+      expect(logged.filter((l) => l.level >= 50)).toEqual([]);
+
+      // On Postgres the sync's lock holds one of the two connections, so one of the test's waits is refused too.
+      await Promise.allSettled(long);
+      expect(await t.services.sync.run()).toEqual({ moved: 1, failed: 0 });
+    } finally {
+      await t.close();
+      await database.close();
+    }
+  }, 30_000);
 });
