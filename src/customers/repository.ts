@@ -1,4 +1,4 @@
-import type { Queryable } from '../db';
+import { pageOf, type Queryable } from '../db';
 
 export interface CustomerRow {
   id: number;
@@ -19,13 +19,10 @@ export async function insertCustomer(q: Queryable, name: string, email: string |
 
 /**
  * Customers in id order, `limit` at a time after the id `afterId` (keyset: every page is one index range), and
- * whether more follow (one row more is read, not returned).
+ * whether more follow.
  */
 export async function listCustomersPage(q: Queryable, afterId: number, limit: number): Promise<{ rows: CustomerRow[]; more: boolean }> {
-  const rows = await q.query<CustomerRow>(`SELECT ${COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2`, [afterId, limit + 1]);
-  const more = rows.length > limit;
-  if (more) rows.length = limit;
-  return { rows, more };
+  return pageOf(await q.query<CustomerRow>(`SELECT ${COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2`, [afterId, limit + 1]), limit);
 }
 
 export async function findCustomer(q: Queryable, id: number): Promise<CustomerRow | undefined> {

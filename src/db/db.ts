@@ -11,10 +11,20 @@ export type Row = Record<string, unknown>;
  */
 export const LIST_PAGE = 200;
 
-/** One page of a listing, and whether another follows (known without reading it: see the repositories). */
+/** One page of a listing, and whether another follows (known without reading it: see pageOf). */
 export interface Page<T> {
   items: T[];
   more: boolean;
+}
+
+/**
+ * The page of `limit` rows in `rows`, read with LIMIT limit + 1: one row past the page says that another follows,
+ * without reading it. Trims `rows` in place.
+ */
+export function pageOf<T>(rows: T[], limit: number): { rows: T[]; more: boolean } {
+  const more = rows.length > limit;
+  if (more) rows.length = limit;
+  return { rows, more };
 }
 
 export interface Queryable {

@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import type { Db } from './db';
 import { createPgDb } from './pg';
 
-export { type Db, LIST_PAGE, type Page, type Queryable, type Session } from './db';
+export { type Db, LIST_PAGE, type Page, pageOf, type Queryable, type Session } from './db';
 
 /**
  * The database named by the config: Postgres when DATABASE_URL is set, else the embedded PGlite. `lockRetries`:

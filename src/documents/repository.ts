@@ -1,5 +1,5 @@
 import type { StorageName } from '../config';
-import type { Queryable } from '../db';
+import { pageOf, type Queryable } from '../db';
 import type { DocumentRow } from './document';
 
 /**
@@ -30,7 +30,6 @@ export async function listDocumentsPage(
   after: DocumentsCursor | undefined,
   limit: number,
 ): Promise<{ rows: DocumentRow[]; next?: DocumentsCursor }> {
-  // One row more than the page: whether another page follows is known without reading it.
   // Rows without an upload time (the old CRM's) come last, by id; before them, by time, then id.
   const [where, params] = !after
     ? ['', [customerId, limit + 1]]
@@ -42,8 +41,8 @@ export async function listDocumentsPage(
       WHERE customer_id = $1 ${where} ${NEWEST_FIRST} LIMIT $2`,
     params,
   );
-  if (rows.length <= limit) return { rows };
-  rows.length = limit;
+  const page = pageOf(rows, limit);
+  if (!page.more) return { rows };
   const last = rows[limit - 1];
   return { rows, next: { uploadedAt: last.uploaded_at_exact, id: Number(last.id) } };
 }

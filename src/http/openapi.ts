@@ -182,7 +182,7 @@ export const openApiDocument: Json = {
       'A method and path that match no route answer the generic 404 ROUTE_NOT_FOUND (components/responses/RouteNotFound); ' +
       'under /api, an unauthenticated request gets 401 before that. Every response from the routes carries X-Request-Id and ' +
       'X-Content-Type-Options: nosniff; the 400, 408, 413 and 431 that Node answers before any route (a request that is ' +
-      'not valid HTTP, headers too slow or too large, oversized chunk extensions) carry nosniff but no X-Request-Id. JSON GETs carry a weak ETag and answer If-None-Match ' +
+      'not valid HTTP, headers too slow or too large, oversized chunk extensions) carry both as well. JSON GETs carry a weak ETag and answer If-None-Match ' +
       'with 304, except listings of more than 200 entries, which are written as they are read from the database (an ' +
       'error midway cuts the connection). A browser sends no Authorization header for a plain link, so with authentication on a frontend fetches ' +
       'file responses with the header; it shows only the types /view serves inline and saves the rest.',

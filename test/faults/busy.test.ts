@@ -330,9 +330,12 @@ describe(`busy: every database connection taken (${kind})`, () => {
       await t.s3!.up();
 
       // The copy to S3 held up, and meanwhile every database connection taken: the switch after it must wait.
-      t.s3!.proxy.stall();
+      // (S3 went down and up: no connection to it is left open, so the copy opens one once past its reads.)
+      const proxy = t.s3!.proxy;
+      const connected = proxy.accepted;
+      proxy.stall();
       const pass = t.services.sync.run();
-      await sleep(300);
+      await eventually(() => proxy.accepted > connected, 5_000, 'the copy to S3 under way');
       const long = busy(4_000);
       await sleep(100);
       t.s3!.proxy.unstall();
@@ -343,6 +346,10 @@ describe(`busy: every database connection taken (${kind})`, () => {
 
       // On Postgres the sync's lock holds one of the two connections, so one of the test's waits is refused too.
       await Promise.allSettled(long);
+      // Refused at the switch, after the copy: in the bucket, the row still local.
+      expect((await t.storedFiles()).filter((f) => f.startsWith('s3:'))).toHaveLength(1);
+      const listed = await t.request().get(`/api/customers/${customerId}/documents`);
+      expect(listed.body.documents).toEqual([expect.objectContaining({ storage: 'local', pendingStorage: 's3' })]);
       expect(await t.services.sync.run()).toEqual({ moved: 1, failed: 0 });
     } finally {
       await t.close();

@@ -11,6 +11,8 @@ export interface TestProxy {
   readonly port: number;
   /** Bytes passed from the client to the target, and from the target to the client. */
   readonly bytes: { toTarget: number; toClient: number };
+  /** Connections accepted from clients so far (stalled or not): a client's request has reached the network. */
+  readonly accepted: number;
   retarget(port: number): void;
   down(): Promise<void>;
   hang(): void;
@@ -40,7 +42,9 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     socket.on('error', () => socket.destroy());
   };
 
+  let accepted = 0;
   const server = net.createServer((client) => {
+    accepted++;
     track(client);
     if (mode === 'down') return client.resetAndDestroy();
     if (mode === 'hang') return client.pause();
@@ -76,6 +80,9 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
   return {
     port,
     bytes,
+    get accepted() {
+      return accepted;
+    },
     retarget(next) {
       target = next;
     },

@@ -53,7 +53,7 @@ describe('requests Node itself refuses, before Express', () => {
     expect(requestId).toBeDefined();
     const line = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId);
     expect(line).toMatchObject({ level: 30, msg: 'request refused before routing', status, code, parserError: expect.stringMatching(/^HPE_/) });
-    expect(JSON.stringify(line)).not.toMatch(/aaaa|zz/);
+    expect(JSON.stringify({ ...line, requestId: undefined })).not.toMatch(/aaaa|zz/);
   });
 
   test('an HTTP/1.1 request without Host: 400 with the API\'s JSON error, its request id and nosniff', async () => {
