@@ -52,7 +52,12 @@ onPostgres('a mover that lost MOVE_LOCK without knowing it', () => {
       await other.close();
     }
   };
-  const dropLockConnection = () => admin.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()");
+  // This test's database only: another test file's advisory locks (a migration's, on the same server) are not ours.
+  const dropLockConnection = () =>
+    admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_locks
+        WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    );
   const gate = () => {
     let open!: () => void;
     const opened = new Promise<void>((resolve) => (open = resolve));
