@@ -42,9 +42,8 @@ export async function listDocumentsPage(
     params,
   );
   const page = pageOf(rows, limit);
-  if (!page.more) return { rows };
-  const last = rows[limit - 1];
-  return { rows, next: { uploadedAt: last.uploaded_at_exact, id: Number(last.id) } };
+  const last = page.rows.at(-1);
+  return { rows: page.rows, next: page.more && last ? { uploadedAt: last.uploaded_at_exact, id: Number(last.id) } : undefined };
 }
 
 export async function findDocument(q: Queryable, customerId: number, id: number): Promise<DocumentRow | undefined> {

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import { createHash } from 'node:crypto';
 import { migrate } from '../../src/db/migrate';
 import { createLogger } from '../../src/logger';
 import { startTestApp, type TestApp } from '../helpers/app';
@@ -7,7 +6,7 @@ import { createTestDb } from '../helpers/db';
 import { files } from '../helpers/files';
 import { logLines } from '../helpers/logs';
 import { metric } from '../helpers/metrics';
-import { sha256 } from '../helpers/streams';
+import { asSha256, sha256 } from '../helpers/streams';
 import { streamUpload } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
 
@@ -153,11 +152,7 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
     expect([small.status, small.body.storage]).toEqual([201, 's3']);
 
     // A download that waits gets the connection once the slow one is done.
-    const waiting = t.request().get(`${location}/download`).buffer(true).parse((res, done) => {
-      const hash = createHash('sha256');
-      res.on('data', (c: Buffer) => hash.update(c));
-      res.on('end', () => done(null, hash.digest('hex')));
-    });
+    const waiting = t.request().get(`${location}/download`).buffer(true).parse(asSha256);
     await sleep(300);
     held.destroy();
     const served = await waiting;
@@ -204,11 +199,7 @@ describe('busy: S3 downloads beyond S3_MAX_SOCKETS', () => {
       t.s3!.proxy.unstall();
     }
     // The connection pool is whole: the next download is served in full.
-    const served = await t.request().get(`${location}/download`).buffer(true).parse((res, done) => {
-      const hash = createHash('sha256');
-      res.on('data', (c: Buffer) => hash.update(c));
-      res.on('end', () => done(null, hash.digest('hex')));
-    });
+    const served = await t.request().get(`${location}/download`).buffer(true).parse(asSha256);
     expect([served.status, served.body]).toEqual([200, sha256(content)]);
   }, 30_000);
 

@@ -29,3 +29,11 @@ export const asBuffer: Parser = (res, done) => {
   stream.on('data', (c: Buffer) => chunks.push(c));
   stream.on('end', () => done(null, Buffer.concat(chunks)));
 };
+
+/** A supertest parser that hashes the response body as it streams, for a body too large to keep: `.parse(asSha256)`. */
+export const asSha256: Parser = (res, done) => {
+  const stream = res as unknown as NodeJS.ReadableStream;
+  const hash = createHash('sha256');
+  stream.on('data', (c: Buffer) => hash.update(c));
+  stream.on('end', () => done(null, hash.digest('hex')));
+};

@@ -171,16 +171,27 @@ for (const storage of ['local', 's3'] as const) {
       expect(received).toBeLessThan(content.length);
     }, 60_000);
 
-    test('a client that reads at the rate gets the file whole, however long it pauses after earning the time', async () => {
+    /**
+     * Downloads the document whole, calling `atByte` with each chunk's running count (to pause, or stall S3, once
+     * far enough); resolves with the status, the bytes and their sha256.
+     */
+    const download = async (atByte: (bytes: number, response: http.IncomingMessage) => void) => {
       const response = await new Promise<http.IncomingMessage>((resolve) =>
         http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false }, resolve),
       );
       const hash = createHash('sha256');
       let bytes = 0;
-      let paused = false;
       response.on('data', (c: Buffer) => {
         hash.update(c);
-        bytes += c.length;
+        atByte((bytes += c.length), response);
+      });
+      await once(response, 'end');
+      return { status: response.statusCode, bytes, sha256: hash.digest('hex') };
+    };
+
+    test('a client that reads at the rate gets the file whole, however long it pauses after earning the time', async () => {
+      let paused = false;
+      const got = await download((bytes, response) => {
         // Half the file read fast earns 6 s; a pause of 2 s, four times the grace, is well within it.
         if (!paused && bytes >= content.length / 2) {
           paused = true;
@@ -188,23 +199,15 @@ for (const storage of ['local', 's3'] as const) {
           setTimeout(() => response.resume(), 2_000);
         }
       });
-      await once(response, 'end');
-      expect(response.statusCode).toBe(200);
-      expect(bytes).toBe(content.length);
-      expect(hash.digest('hex')).toBe(sha256(content));
+      expect(got.status).toBe(200);
+      expect(got.bytes).toBe(content.length);
+      expect(got.sha256).toBe(sha256(content));
     }, 60_000);
 
     (storage === 's3' ? test : test.skip)('a download whose store stalls is not cut off: its client is waiting, not slow', async () => {
       const warned = lines.filter((l) => l.includes('download read too slowly')).length;
-      const response = await new Promise<http.IncomingMessage>((resolve) =>
-        http.get({ port, host: '127.0.0.1', path: `${location}/download`, agent: false }, resolve),
-      );
-      const hash = createHash('sha256');
-      let bytes = 0;
       let stalled = false;
-      response.on('data', (c: Buffer) => {
-        hash.update(c);
-        bytes += c.length;
+      const got = await download((bytes) => {
         // S3 stops sending for 4 s: longer than the grace and what the bytes sent so far have earned.
         if (!stalled && bytes >= 1 * MB) {
           stalled = true;
@@ -212,9 +215,8 @@ for (const storage of ['local', 's3'] as const) {
           setTimeout(() => t.s3!.proxy.unstall(), 4_000);
         }
       });
-      await once(response, 'end');
-      expect(bytes).toBe(content.length);
-      expect(hash.digest('hex')).toBe(sha256(content));
+      expect(got.bytes).toBe(content.length);
+      expect(got.sha256).toBe(sha256(content));
       expect(lines.filter((l) => l.includes('download read too slowly'))).toHaveLength(warned);
     }, 60_000);
   });
