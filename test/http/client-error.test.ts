@@ -112,3 +112,28 @@ describe('a refusal before Express, read by a browser on another origin', () => 
     }
   });
 });
+
+describe('headers that arrive too slowly', () => {
+  test('408 REQUEST_TIMEOUT with the API\'s JSON error and a log line, the connection closed', async () => {
+    const { lines, sink } = logLines();
+    // The service's own headersTimeout is 66 s (past the keep-alive timeout of a proxy in front); a short one
+    // here, with Node's check every 50 ms, so the test waits half a second rather than a minute.
+    const server = http
+      .createServer({ headersTimeout: 300, requestTimeout: 300, connectionsCheckingInterval: 50 }, (_req, res) => res.end('served'))
+      .on('clientError', clientErrorHandler([], createLogger('info', sink)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      // The request line and one header, and then nothing: the headers never end.
+      const answer = await raw((server.address() as net.AddressInfo).port, 'GET /api/customers HTTP/1.1\r\nHost: x\r\n');
+      const [head, body] = answer.split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+      expect(head).toMatch(/\r\nConnection: close/);
+      expect(JSON.parse(body)).toEqual({ error: { code: 'REQUEST_TIMEOUT', message: expect.stringMatching(/headers took too long/) } });
+      const requestId = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
+      const line = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId);
+      expect(line).toMatchObject({ level: 30, msg: 'request refused before routing', status: 408, code: 'REQUEST_TIMEOUT', parserError: 'ERR_HTTP_REQUEST_TIMEOUT' });
+    } finally {
+      server.close();
+    }
+  });
+});
