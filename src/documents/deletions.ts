@@ -158,7 +158,9 @@ export class FileDeletions {
   private async removeUnlessReferenced(entry: QueuedDeletion, q: Queryable = this.deps.db): Promise<void> {
     // Rows of the old CRM can share one file, and a file being moved is named by its row again once switched;
     // a file that a row still names stays. Erring towards "referenced" can only keep a file, never lose one.
-    const referenced = entry.stored_file_name ? await isStoredFileReferenced(q, entry.storage, entry.stored_file_name, entry.document_id) : false;
+    const referenced = entry.stored_file_name
+      ? await isStoredFileReferenced(q, { storage: entry.storage, key: entry.storage_key, storedFileName: entry.stored_file_name }, entry.document_id)
+      : false;
     if (!referenced) await this.removeFile(entry);
   }
 

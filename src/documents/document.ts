@@ -93,6 +93,17 @@ export function s3KeyFor(prefix: string | undefined, customerId: number, storedF
 }
 
 /**
+ * The customer whose folder an S3 key of `storedFileName` lies in (s3KeyFor's layout, whatever the prefix was), or
+ * undefined for a key not laid out so.
+ */
+export function customerOfS3Key(key: string, storedFileName: string): number | undefined {
+  if (!key.endsWith(`/${storedFileName}`)) return undefined;
+  const folder = key.slice(0, key.length - storedFileName.length - 1);
+  const customer = folder.slice(folder.lastIndexOf('/') + 1);
+  return /^[1-9][0-9]{0,14}$/.test(customer) ? Number(customer) : undefined;
+}
+
+/**
  * Every place a deleted row's bytes may be. A document waiting to move to S3 may already have its copy there (the
  * sync job copies before it switches the row), so that key goes too; removing a key that is not there is a no-op.
  */

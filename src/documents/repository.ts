@@ -1,6 +1,6 @@
 import type { StorageName } from '../config';
 import { pageOf, type Queryable } from '../db';
-import type { DocumentRow } from './document';
+import { customerOfS3Key, type DocumentRow } from './document';
 
 /**
  * Every read folds the columns of rows from before this service into the new ones: stored_file_name falls back
@@ -116,28 +116,34 @@ export function deleteCustomerDocuments(q: Queryable, customerId: number): Promi
  * Whether a stored file must stay: some row still names it. Rows of the old CRM can share one file, which must
  * outlive each of them; erring towards "referenced" can only keep a file too long, never lose one.
  *
- * An object on S3 stays while a row on S3 names its file, or any row but `documentId` (the row the removal is for,
- * deleted or not moved) names it, wherever that row is. A local row sharing the file may be moving onto this very
- * key: its move copies first and switches after, so "no S3 row names it" can turn false between the check and the
- * delete, and the switched row would point at nothing. "No other row names it" cannot: stored names are never
- * reused. A move of `documentId` itself, still local, could: the removal of its leftover copy is checked and done
- * under MOVE_LOCK (locks.ts), beside no move. A local file has no such race; nothing moves onto local disk.
+ * An object on S3 stays while a row on S3 records its key, or a row but `documentId` (the row the removal is for,
+ * deleted or not moved) is local and would move onto it: the same stored name in the same customer's folder. Such a
+ * row's move copies first and switches after, so "no S3 row names it" can turn false between the check and the
+ * delete, and the switched row would point at nothing. "No local row would move onto it" cannot: stored names are
+ * never reused. A move of `documentId` itself, still local, could: the removal of its leftover copy is checked and
+ * done under MOVE_LOCK (locks.ts), beside no move. A local file has no such race; nothing moves onto local disk.
+ *
+ * By key and customer, not by stored name alone: old CRM rows of two customers sharing a file move to two objects,
+ * one in each customer's folder, and one customer's deleted document must not keep its object for good because the
+ * other's row has the same name.
  */
 export async function isStoredFileReferenced(
   q: Queryable,
-  storage: StorageName,
-  storedFileName: string,
+  file: { storage: StorageName; key: string; storedFileName: string },
   documentId?: number | string | null,
 ): Promise<boolean> {
-  // stored_file_name alone, not the COALESCE of the reads: it is indexed, and every row has it once migrated.
+  // stored_file_name first, not the COALESCE of the reads: it is indexed, and every row has it once migrated.
   const rows =
-    storage === 's3'
+    file.storage === 's3'
       ? await q.query(
-          "SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND (storage = 's3' OR id IS DISTINCT FROM $2) LIMIT 1",
-          [storedFileName, documentId ?? null],
+          `SELECT 1 FROM customer_documents WHERE stored_file_name = $1
+              AND ((storage = 's3' AND file_path = $2)
+                OR (storage = 'local' AND id IS DISTINCT FROM $3 AND ($4::bigint IS NULL OR customer_id = $4::bigint)))
+            LIMIT 1`,
+          [file.storedFileName, file.key, documentId ?? null, customerOfS3Key(file.key, file.storedFileName) ?? null],
         )
       : await q.query("SELECT 1 FROM customer_documents WHERE stored_file_name = $1 AND storage = 'local' LIMIT 1", [
-          storedFileName,
+          file.storedFileName,
         ]);
   return rows.length > 0;
 }

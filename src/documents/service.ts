@@ -186,7 +186,7 @@ export class DocumentsService {
       named = await this.deps.db.transaction(async (tx) => {
         await repo.awaitDocumentWriters(tx);
         const found: boolean[] = [];
-        for (const stored of pending) found.push(await repo.isStoredFileReferenced(tx, stored.storage, stored.storedFileName));
+        for (const stored of pending) found.push(await repo.isStoredFileReferenced(tx, stored));
         return found;
       });
     } catch {

@@ -1,13 +1,13 @@
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StorageName } from '../config';
-import { type DocumentRow, namesSameFile, s3KeyFor, storageKeyOf } from '../documents/document';
+import { type DocumentRow, namesSameFile, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
 import { isStoredFileName } from '../documents/file-name';
 import { fileInFolderOf, fileInFolderProblem } from '../documents/legacy-path';
 import { isValidKey, StorageNotFoundError } from '../storage';
 import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
 import { listBucket, type Listed, walkLocal } from './listings';
+import { claimOf, namesIn, rowsNaming } from './orphans';
 import { runTool, type Output } from './run';
 
 const USAGE = `Usage: npm run storage:verify -- [--deep] [--fix]
@@ -159,8 +159,8 @@ async function checkFile(ctx: ToolContext, options: VerifyOptions, row: Document
 }
 
 /**
- * Streams a store's listing in batches and asks the database which of each batch a row claims (by stored name,
- * which is indexed, then by exact key): a million files never sit in memory at once.
+ * Streams a store's listing in batches and asks the database which of each batch a row claims (by the stored names
+ * a key can hold, which are indexed, then by exact key: orphans.ts): a million files never sit in memory at once.
  */
 async function findOrphans(
   ctx: ToolContext,
@@ -170,29 +170,15 @@ async function findOrphans(
   storage: StorageName,
   listing: AsyncGenerator<Listed>,
 ): Promise<void> {
+  const s3Prefix = ctx.config.storage.s3?.prefix;
   let batch: Listed[] = [];
   const flush = async () => {
-    const names = [...new Set(batch.map((f) => path.posix.basename(f.key)))];
-    const claims = await ctx.db.query<Pick<DocumentRow, 'customer_id' | 'file_path' | 'storage' | 'stored_file_name' | 'pending_storage'>>(
-      'SELECT customer_id, file_path, storage, stored_file_name, pending_storage FROM customer_documents WHERE stored_file_name = ANY($1)',
-      [names],
-    );
-    const claimed = new Set<string>();
-    const namedBases = new Set<string>();
-    for (const row of claims) {
-      if (row.stored_file_name) namedBases.add(row.stored_file_name);
-      if (row.storage === storage) claimed.add(storageKeyOf(row) ?? '');
-      // A local document's copy on S3 may exist before its row switches (a migration or sync under way, or cut
-      // short and about to be resumed): not an orphan.
-      if (storage === 's3' && row.storage === 'local' && row.stored_file_name) {
-        claimed.add(s3KeyFor(ctx.config.storage.s3?.prefix, row.customer_id, row.stored_file_name));
-      }
-    }
+    const rows = await rowsNaming(ctx.db, batch.flatMap((f) => namesIn(f.key)));
     for (const file of batch) {
-      if (claimed.has(file.key)) continue;
-      if (namedBases.has(path.posix.basename(file.key))) {
-        // Not where any row looks, but a row names a file of this name: a copy kept by --keep-local, or an old
-        // file in the wrong place. Never removed; a row that misses it is reported above.
+      const claim = claimOf(storage, file, rows, s3Prefix);
+      if (claim === 'claimed') continue;
+      if (claim === 'named') {
+        // Never removed; a row that misses it is reported above.
         out.line(`KEPT ${storage}:${file.key}: no row's file, but a row names a file of this name`);
         continue;
       }
@@ -212,7 +198,8 @@ async function findOrphans(
       const old = Date.now() - file.modified.getTime() > (options.orphanMinAgeMs ?? ORPHAN_MIN_AGE_MS);
       // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed.
       const removable = options.fix && old && report.problems === 0 && isValidKey(file.key);
-      if (removable && !(await isNamed(ctx, path.posix.basename(file.key)))) {
+      // Asked again right before the removal: a row written since the batch was read keeps its file.
+      if (removable && claimOf(storage, file, await rowsNaming(ctx.db, namesIn(file.key)), s3Prefix) === undefined) {
         await ctx.storage.driver(storage).delete(file.key);
         report.removed++;
         out.line(`REMOVED unclaimed ${storage}:${file.key}`);
@@ -228,12 +215,6 @@ async function findOrphans(
     if (batch.length >= 1_000) await flush();
   }
   if (batch.length > 0) await flush();
-}
-
-/** Asked again right before a removal: a row written since the batch was read keeps its file. */
-async function isNamed(ctx: ToolContext, name: string): Promise<boolean> {
-  const rows = await ctx.db.query('SELECT 1 FROM customer_documents WHERE stored_file_name = $1 LIMIT 1', [name]);
-  return rows.length > 0;
 }
 
 async function main(argv: string[], out: Output): Promise<number> {

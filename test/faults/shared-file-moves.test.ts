@@ -10,6 +10,7 @@ import { moveToS3 } from '../../src/documents/mover';
 import * as repo from '../../src/documents/repository';
 import { holdLock } from '../helpers/db';
 import { asBuffer, sha256 } from '../helpers/streams';
+import { verifyStorage } from '../../src/tools/storage-verify';
 import { createToolFixture, type ToolFixture } from '../tools/tool-fixture';
 
 /**
@@ -63,6 +64,48 @@ describe('a shared file of the old CRM, one row deleted while the other moves to
     await f.app.settle();
     expect((await objects()).filter((key) => key.includes('contract'))).toEqual([]);
     expect((await f.app.storedFiles({ localOnly: true })).filter((name) => name.includes('contract'))).toEqual([]);
+  });
+
+  test("two customers' rows sharing an old file: each deletion removes its own customer's object, never the other's", async () => {
+    const [first, , , , twin] = f.legacy;
+    // Customer 1's twin row of the same file would move onto the same object, and keep it: not this test's case.
+    expect((await f.app.request().delete(`/api/customers/1/documents/${twin.id}`)).status).toBe(204);
+    // The old CRM let customer 2's row name customer 1's file too (a document attached to both).
+    const [{ id: otherId }] = await f.ctx.db.query<{ id: number }>(
+      "INSERT INTO customer_documents (customer_id, file_name, file_path, file_type) VALUES (2, 'contract.pdf', $1, 'application/pdf') RETURNING id",
+      [first.filePath],
+    );
+    const row = async (customerId: number, id: number) => (await repo.findDocument(f.ctx.db, customerId, id))!;
+    expect(await moveToS3(f.ctx, await row(1, first.id))).toMatchObject({ result: 'moved' });
+    expect(await moveToS3(f.ctx, await row(2, otherId))).toMatchObject({ result: 'moved' });
+    const [keyOf1, keyOf2] = [(await row(1, first.id)).file_path, (await row(2, otherId)).file_path];
+    expect(keyOf1).not.toBe(keyOf2);
+    const objectAt = async (key: string) => f.ctx.storage.s3!.stat(key).then(() => true, () => false);
+
+    // Customer 1's document is deleted (an erasure request, say): its object goes, although customer 2's row has
+    // the same stored name; customer 2's stays and serves its bytes.
+    expect((await f.app.request().delete(`/api/customers/1/documents/${first.id}`)).status).toBe(204);
+    await f.app.settle();
+    expect(await f.ctx.deletions.pending()).toBe(0);
+    expect(await objectAt(keyOf1)).toBe(false);
+    expect(await objectAt(keyOf2)).toBe(true);
+    const served = await f.app.request().get(`/api/customers/2/documents/${otherId}/download`).buffer(true).parse(asBuffer);
+    expect(sha256(served.body)).toBe(sha256(first.content!));
+  });
+
+  test("an object left in one customer's folder by an older version is no row's for storage:verify, though another customer's row has its name", async () => {
+    const [first] = f.legacy;
+    // Rows missing their files would hold back every removal.
+    await f.ctx.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [f.legacy.filter((d) => !d.content).map((d) => d.id)]);
+    const moved = (await moveToS3(f.ctx, (await repo.findDocument(f.ctx.db, 1, first.id))!)) && (await repo.findDocument(f.ctx.db, 1, first.id))!;
+    // The same name in customer 2's folder, which no row of customer 2 names: what an older version's deletion left.
+    const stray = s3KeyFor(f.ctx.config.storage.s3!.prefix, 2, moved.stored_file_name!);
+    await f.ctx.storage.s3!.put(stray, Readable.from([first.content!]), { contentType: 'application/pdf' });
+    f.out.lines.length = 0;
+    const report = await verifyStorage(f.ctx, { deep: false, fix: true, orphanMinAgeMs: 0 }, f.out);
+    expect(f.out.lines).toContain(`REMOVED unclaimed s3:${stray}`);
+    expect(report).toMatchObject({ problems: 0, orphans: 1, removed: 1 });
+    expect(await f.ctx.storage.s3!.stat(moved.file_path)).toMatchObject({ size: first.content!.length });
   });
 
   test('invariant: the second row of a shared file checks the object the first one moved, never writes over it', async () => {
