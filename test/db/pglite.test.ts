@@ -1,3 +1,4 @@
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,8 @@ import { DatabaseUnavailableError, DataDirLostError } from '../../src/errors';
 import { pgliteTemplate } from '../helpers/db';
 import { startServerProcess } from '../helpers/process';
 import { eventually } from '../helpers/wait';
+
+const fsyncOf = fsSync.fsyncSync;
 
 describe('the embedded database on disk', () => {
   let dir: string;
@@ -25,6 +28,32 @@ describe('the embedded database on disk', () => {
     const second = await createPgliteDb(dir);
     expect(await second.query('SELECT v FROM kept')).toEqual([{ v: 'still here' }]);
     await second.close();
+  });
+
+  test('a commit reaches the disk: Postgres runs with fsync on, and each commit syncs the WAL file it wrote', async () => {
+    const db = await createPgliteDb(dir, { template });
+    // Which files are synced, by the path of each descriptor: a spy that passes every call on to the real fsync.
+    const synced: string[] = [];
+    const fsyncSync = jest.spyOn(fsSync, 'fsyncSync').mockImplementation(function (this: unknown, fd: number) {
+      synced.push(fsSync.readlinkSync(`/proc/self/fd/${fd}`));
+      return fsyncOf.call(this, fd);
+    });
+    try {
+      expect(await db.query('SHOW fsync')).toEqual([{ fsync: 'on' }]);
+      await db.exec('CREATE TABLE kept (v text)');
+      synced.length = 0;
+      for (let i = 0; i < 3; i++) await db.query('INSERT INTO kept VALUES ($1)', [`row ${i}`]);
+      // One sync per commit, each of a segment in pg_wal.
+      expect(synced).toHaveLength(3);
+      for (const file of synced) expect(file).toMatch(new RegExp(`^${dir}/pg_wal/[0-9A-F]{24}$`));
+      // A checkpoint syncs the data files, and folders too (which NODEFS opens without a descriptor).
+      synced.length = 0;
+      await db.exec('CHECKPOINT');
+      expect(synced.some((file) => file.startsWith(`${dir}/base/`))).toBe(true);
+    } finally {
+      fsyncSync.mockRestore();
+      await db.close();
+    }
   });
 
   test('a data directory in use is refused to a second opener, which gets it once the first lets go', async () => {
