@@ -1,6 +1,8 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
+import { createLogger } from '../../src/logger';
 import { startTestApp, type TestApp } from '../helpers/app';
+import { logLines } from '../helpers/logs';
 import { files } from '../helpers/files';
 import { sha256 } from '../helpers/streams';
 import { streamUpload } from '../helpers/upload';
@@ -42,9 +44,10 @@ describe.each(['local', 's3'] as const)('concurrent deletes on %s', (storage) =>
   let t: TestApp;
   let port: number;
   let customerId: number;
+  const { lines, sink } = logLines();
 
   beforeAll(async () => {
-    t = await startTestApp({ storage });
+    t = await startTestApp({ storage, logger: createLogger('warn', sink) });
     port = await t.listen();
     customerId = (await t.request().post('/api/customers').send({ name: 'Racing SA' })).body.id;
   });
@@ -72,6 +75,36 @@ describe.each(['local', 's3'] as const)('concurrent deletes on %s', (storage) =>
     }
     expect((await t.request().get(`${doc.headers.location}/download`)).status).toBe(404);
     expect(await t.storedFiles()).toEqual([]);
+  });
+
+  test('a download whose document is deleted between its lookup and its file\'s opening: 404 DOCUMENT_NOT_FOUND, and no "missing" warning', async () => {
+    const doc = await t.request().post(`/api/customers/${customerId}/documents`).attach('file', files.pdf(), 'brief.pdf');
+    // The store holds the download's open until the delete is done and its file removed.
+    const driver = t.storage.driver(storage);
+    const get = driver.get;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let opening!: () => void;
+    const reached = new Promise<void>((resolve) => (opening = resolve));
+    driver.get = async (...args) => {
+      opening();
+      await held;
+      return get.apply(driver, args);
+    };
+    try {
+      const downloading = t.request().get(`${doc.headers.location}/download`).then((res) => res);
+      await reached;
+      expect((await t.request().delete(doc.headers.location)).status).toBe(204);
+      await t.settle();
+      release();
+      const res = await downloading;
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe('DOCUMENT_NOT_FOUND');
+      // A file deleted on purpose is not reported to ops as lost.
+      expect(lines.filter((line) => line.includes('the file of a document is missing'))).toEqual([]);
+    } finally {
+      driver.get = get;
+    }
   });
 
   test('invariant: of two deletes of one document at once, one is 204 and the other 404; its file is gone, nothing else is touched', async () => {
