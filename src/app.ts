@@ -12,7 +12,7 @@ import { MINIMUM_RATE, type MinimumRate } from './http/rate';
 import { healthRouter } from './http/health';
 import { openApiDocument } from './http/openapi';
 import { metricsMiddleware } from './metrics';
-import { BadRequestError } from './errors';
+import { AppError, BadRequestError } from './errors';
 import { errorHandler, notFound } from './http/errors';
 import { lingerBytesFor } from './http/stop-reading';
 import { type Logger, requestContext } from './logger';
@@ -61,6 +61,11 @@ export function createApp({ config, db, storage, logger, services, bodyRate, sen
   app.use((req, _res, next) => {
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
       return next(new BadRequestError('BAD_REQUEST', 'An HTTP/1.1 request must send a Host header'));
+    }
+    // Only 100-continue can be met (RFC 9110 10.1.1); server.ts passes other expectations here, answered as JSON.
+    const expect = req.headers.expect;
+    if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') {
+      return next(new AppError('EXPECTATION_FAILED', 417, 'Only "Expect: 100-continue" can be met; send the request without Expect'));
     }
     next();
   });

@@ -8,7 +8,7 @@ import { BackgroundJobs } from './background';
 import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config';
 import { createDb, type Db } from './db';
 import { migrate } from './db/migrate';
-import { clientErrorHandler } from './http/client-error';
+import { clientErrorHandler, connectHandler } from './http/client-error';
 import { DataDirLostError, explain } from './errors';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
@@ -73,13 +73,18 @@ export async function startService(
   // those begun after SIGTERM, and those in flight then, which the shutdown marks (below). A plain handler, not a
   // second Express app around the first: that one would route every request twice and add its own headers.
   // requireHostHeader: app.ts refuses a request without Host itself, with the API's JSON error.
-  const server = createServer({ requireHostHeader: false }, (req, res) => {
+  // connectionsCheckingInterval: how often Node looks for headers past headersTimeout (below); at its default of
+  // 30 s, slow headers were cut off after 66 to 96 s.
+  const server = createServer({ requireHostHeader: false, connectionsCheckingInterval: 5_000 }, (req, res) => {
     if (shuttingDown) res.setHeader('Connection', 'close');
     unanswered.add(res);
     res.once('close', () => unanswered.delete(res));
     app(req, res);
   });
   server.on('clientError', clientErrorHandler(config.corsOrigins, logger));
+  server.on('connect', connectHandler(config.corsOrigins, logger));
+  // An Expect other than 100-continue: the app answers it (417, app.ts), where Node would send an empty 417.
+  server.on('checkExpectation', (req, res) => server.emit('request', req, res));
   server.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet, and on a body

@@ -3,11 +3,16 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger';
 
-/** What Node's HTTP parser rejects, as the API's own errors. */
+const CONNECT = 'CONNECT_NOT_SERVED';
+
+/** What Node's HTTP parser rejects (and CONNECT, which Node hands over as a socket), as the API's own errors. */
 const ANSWERS: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'The request headers (or its URL) are too large'],
   HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'BODY_TOO_LARGE', 'The chunk extensions of the request body are too large'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'The request headers took too long to arrive'],
+  // The client closed its side (a half-close) before the body it announced was complete: what it sent is discarded.
+  HPE_INVALID_EOF_STATE: [400, 'REQUEST_INCOMPLETE', 'The request ended before its body was complete'],
+  CONNECT_NOT_SERVED: [405, 'METHOD_NOT_ALLOWED', 'CONNECT is not served: this is not a proxy'],
 };
 
 type ClientSocket = Duplex & { _httpMessage?: { headersSent?: boolean } };
@@ -32,6 +37,15 @@ export function clientErrorHandler(
   const allow = corsOrigins.includes('*') ? '*' : corsOrigins.length === 1 ? corsOrigins[0] : undefined;
   const cors = allow === undefined ? '' : `Access-Control-Allow-Origin: ${allow}\r\n${allow === '*' ? '' : 'Vary: Origin\r\n'}`;
   return (err, socket) => answerClientError(err, socket, cors, logger);
+}
+
+/**
+ * The server's 'connect' handler. Node closes a CONNECT request's connection without a word when nothing listens
+ * for it; it gets the API's JSON instead, as every other method this service does not serve gets an answer.
+ */
+export function connectHandler(corsOrigins: readonly string[], logger?: Logger): (req: unknown, socket: ClientSocket) => void {
+  const refuse = clientErrorHandler(corsOrigins, logger);
+  return (_req, socket) => refuse(Object.assign(new Error('CONNECT'), { code: CONNECT }), socket);
 }
 
 function answerClientError(err: Error & { code?: string }, socket: ClientSocket, cors: string, logger?: Logger): void {

@@ -685,11 +685,13 @@ export const openApiDocument: Json = {
               'Stable, for code to branch on. 400: INVALID_ID, VALIDATION_FAILED, INVALID_JSON, FILE_REQUIRED, ' +
               'EMPTY_FILE, INVALID_FIELD, INVALID_UPLOAD, INVALID_MULTIPART, REQUEST_ABORTED, BAD_REQUEST. 401: ' +
               'AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID. 404: CUSTOMER_NOT_FOUND, ' +
-              'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
+              'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 405: METHOD_NOT_ALLOWED (CONNECT). 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
               'FILE_TYPE_NOT_ALLOWED, FILE_CONTENT_MISMATCH, UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_CHARSET, ' +
-              'UNSUPPORTED_ENCODING. 408: REQUEST_TIMEOUT (a body too slow). 416: RANGE_NOT_SATISFIABLE. 503: ' +
+              'UNSUPPORTED_ENCODING. 408: REQUEST_TIMEOUT (a body too slow). 416: RANGE_NOT_SATISFIABLE. 417: EXPECTATION_FAILED (an ' +
+              'Expect other than 100-continue). 503: ' +
               'DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE, DATABASE_BUSY, STORAGE_BUSY (with Retry-After); NOT_READY on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can ' +
-              'carry. A request that is not valid HTTP is refused before any route, with 400 BAD_REQUEST, 408 ' +
+              'carry. A request that is not valid HTTP is refused before any route, with 400 BAD_REQUEST (400 ' +
+              'REQUEST_INCOMPLETE when the client closed its side before its body was complete), 408 ' +
               'REQUEST_TIMEOUT or 431 HEADERS_TOO_LARGE.',
           },
           message: { type: 'string', description: 'For a person to read.' },

@@ -9,10 +9,13 @@ import { createLogger } from '../../src/logger';
 import { logLines } from '../helpers/logs';
 import { createTestDb, type TestDb } from '../helpers/db';
 
-/** Sends raw bytes and returns everything the server answers before it closes the connection. */
-function raw(port: number, request: string): Promise<string> {
+/**
+ * Sends raw bytes (and with `halfClose`, ends its side of the connection after them) and returns everything the
+ * server answers before it closes the connection.
+ */
+function raw(port: number, request: string, halfClose = false): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    const socket = net.connect(port, '127.0.0.1', () => (halfClose ? socket.end(request) : socket.write(request)));
     let answer = '';
     socket.on('data', (c: Buffer) => (answer += c.toString()));
     socket.on('close', () => resolve(answer));
@@ -38,9 +41,10 @@ describe('requests Node itself refuses, before Express', () => {
     ['headers over 16 kB', `GET /api/customers HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
     ['a URL over 16 kB', `GET /api/customers?${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
     ['an unknown method', 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BAD_REQUEST'],
+    ['a body cut short by the client\'s half-close', 'POST /api/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":', 400, 'REQUEST_INCOMPLETE', true],
     ['broken chunked framing', 'POST /api/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, 'BAD_REQUEST'],
-  ])('%s: the status Node would send, with the API\'s JSON error, and the connection closed', async (_name, request, status, code) => {
-    const answer = await raw(service.port, request);
+  ])('%s: the status Node would send, with the API\'s JSON error, and the connection closed', async (_name, request, status, code, halfClose = false) => {
+    const answer = await raw(service.port, request, halfClose);
     const [head, body] = answer.split('\r\n\r\n');
     expect(head.split('\r\n')[0]).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
     expect(head).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
@@ -135,5 +139,39 @@ describe('headers that arrive too slowly', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('requests Node would refuse without the API\'s JSON, answered by the service', () => {
+  const { lines, sink } = logLines();
+  let database: TestDb;
+  let service: RunningService;
+  beforeAll(async () => {
+    database = await createTestDb();
+    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: path.join(os.tmpdir(), `client-error-expect-${process.pid}`) });
+    service = await startService(config, createLogger('info', sink), { db: database.db });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await database.close();
+  });
+
+  test('an Expect other than 100-continue: 417 EXPECTATION_FAILED as JSON, with its request id; 100-continue still works', async () => {
+    const answer = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
+    expect(head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+    expect(JSON.parse(body)).toEqual({ error: { code: 'EXPECTATION_FAILED', message: expect.stringContaining('100-continue') } });
+    const continued = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
+    expect(continued).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
+  });
+
+  test('CONNECT: 405 METHOD_NOT_ALLOWED as JSON and a log line, where Node would close the connection without a word', async () => {
+    const answer = await raw(service.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(JSON.parse(body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('CONNECT') } });
+    const requestId = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId)).toMatchObject({ msg: 'request refused before routing', status: 405 });
   });
 });
