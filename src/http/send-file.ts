@@ -74,8 +74,10 @@ export async function sendFile(
   }
   const length = obj.range ? obj.range.end - obj.range.start + 1 : obj.size;
   try {
+    // setHeader, not set(): Express would add "; charset=utf-8" to a text type, and a text file may be in any
+    // encoding (a CSV exported as Windows-1252, UTF-16 with its byte-order mark); without one, browsers detect it.
+    res.setHeader('Content-Type', file.mimeType);
     res.status(obj.range ? 206 : 200).set(validators).set({
-      'Content-Type': file.mimeType,
       'Content-Length': String(length),
       'Content-Disposition': contentDisposition(file.disposition, file.fileName),
     });

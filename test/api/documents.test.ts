@@ -234,6 +234,18 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       expect((await download(`${txt.headers.location}/view`)).headers['content-disposition']).toMatch(/^inline; /);
     });
 
+    test('text is served without a charset the service never checked: a Latin-1 file is not labelled UTF-8', async () => {
+      const latin1 = Buffer.from('Grüße aus München\n', 'latin1');
+      for (const [data, name, type] of [[latin1, 'notes.txt', 'text/plain'], [latin1, 'export.csv', 'text/csv']] as const) {
+        const res = await upload(data, name, type);
+        for (const route of ['view', 'download']) {
+          const served = await download(`${res.headers.location}/${route}`);
+          expect(served.headers['content-type']).toBe(type);
+          expect(served.body).toEqual(latin1);
+        }
+      }
+    });
+
     test('view: everything else stays an attachment', async () => {
       for (const [data, name, type] of [
         [files.docx(), 'offer.docx', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document'],
