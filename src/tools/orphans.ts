@@ -26,35 +26,43 @@ export function namesIn(key: string): string[] {
   return names;
 }
 
-/** The rows whose stored name is one of `names`. */
-export function rowsNaming(db: Queryable, names: readonly string[]): Promise<ClaimingRow[]> {
-  return db.query<ClaimingRow>('SELECT customer_id, file_path, storage, stored_file_name FROM customer_documents WHERE stored_file_name = ANY($1)', [
-    [...new Set(names)],
-  ]);
+/** The rows whose stored name is one of `names`, by that name. */
+export async function rowsNaming(db: Queryable, names: readonly string[]): Promise<Map<string, ClaimingRow[]>> {
+  const rows = await db.query<ClaimingRow>(
+    'SELECT customer_id, file_path, storage, stored_file_name FROM customer_documents WHERE stored_file_name = ANY($1)',
+    [[...new Set(names)]],
+  );
+  const byName = new Map<string, ClaimingRow[]>();
+  for (const row of rows) {
+    const name = row.stored_file_name!;
+    const named = byName.get(name);
+    if (named) named.push(row);
+    else byName.set(name, [row]);
+  }
+  return byName;
 }
 
 /**
- * Whether `rows` (any superset of those naming the file) claim a listed file.
+ * Whether the rows naming a listed file (`byName`: rowsNaming of at least its namesIn) claim it.
  *
  * Named, not claimed: on local disk, a file any row names (a copy kept by --keep-local, an old file in the wrong
  * place), since local files share one folder and the old CRM's rows shared files. On S3, an object in the folder of
  * the customer of a row naming it: not one of another customer's, as when two customers' old rows shared a file,
  * each moved to its own folder, and one customer's was deleted. An object not laid out by customer is kept too.
  */
-export function claimOf(storage: StorageName, file: Listed, rows: readonly ClaimingRow[], s3Prefix: string | undefined): Claim {
-  const names = new Set(namesIn(file.key));
+export function claimOf(storage: StorageName, file: Listed, byName: ReadonlyMap<string, ClaimingRow[]>, s3Prefix: string | undefined): Claim {
   let named = false;
-  for (const row of rows) {
-    const name = row.stored_file_name;
-    if (!name || !names.has(name)) continue;
-    if (row.storage === storage && storageKeyOf(row) === file.key) return 'claimed';
-    // A local document's copy on S3 may exist before its row switches (a migration or sync under way, or cut
-    // short and about to be resumed).
-    if (storage === 's3' && row.storage === 'local' && s3KeyFor(s3Prefix, row.customer_id, name) === file.key) return 'claimed';
-    if (storage === 'local') named = true;
-    else {
-      const customer = customerOfS3Key(file.key, name);
-      if (customer === undefined || customer === Number(row.customer_id)) named = true;
+  for (const name of namesIn(file.key)) {
+    for (const row of byName.get(name) ?? []) {
+      if (row.storage === storage && storageKeyOf(row) === file.key) return 'claimed';
+      // A local document's copy on S3 may exist before its row switches (a migration or sync under way, or cut
+      // short and about to be resumed).
+      if (storage === 's3' && row.storage === 'local' && s3KeyFor(s3Prefix, row.customer_id, name) === file.key) return 'claimed';
+      if (storage === 'local') named = true;
+      else {
+        const customer = customerOfS3Key(file.key, name);
+        if (customer === undefined || customer === Number(row.customer_id)) named = true;
+      }
     }
   }
   return named ? 'named' : undefined;
