@@ -120,13 +120,15 @@ function fileOperation(method: 'get' | 'head', which: 'download' | 'view'): Json
     description:
       `The stored file, ${what}; Content-Disposition carries the original name (an ASCII filename and a UTF-8 ` +
       'filename*, RFC 6266). One byte range per request is honoured (bytes=0-99, bytes=100-, bytes=-500); several ' +
-      'ranges, or a malformed one, get the whole file. If-None-Match with the current ETag (weak comparison, or *) ' +
-      'gets 304; a Range is honoured only when If-Range, if sent, equals the current ETag.' +
+      'ranges, or a malformed one, get the whole file. If-Match naming none of the current ETag (strong comparison, ' +
+      'or *) gets 412; If-None-Match with the current ETag (weak comparison, or *) gets 304; a Range is honoured only ' +
+      'when If-Range, if sent, equals the current ETag.' +
       (method === 'head' ? ' HEAD answers exactly the headers GET would, without a body.' : ''),
     ...api,
     parameters: [
       ...documentPath,
       ref('parameters', 'Range'),
+      ref('parameters', 'IfMatch'),
       ref('parameters', 'IfNoneMatch'),
       ref('parameters', 'IfRange'),
     ],
@@ -155,6 +157,7 @@ function fileOperation(method: 'get' | 'head', which: 'download' | 'view'): Json
           'a folder of the upload directory, not the one it would be read from. Not served until an operator names it.',
         ['FILE_AMBIGUOUS'],
       ),
+      '412': errorResponse('If-Match names none of the current ETag: the document is not the version the client holds.', ['PRECONDITION_FAILED']),
       '416': errorResponse(
         'The range starts at or past the end of the file (or asks for a zero-length suffix, or the file is empty).',
         ['RANGE_NOT_SATISFIABLE'],
@@ -493,6 +496,13 @@ export const openApiDocument: Json = {
         description: 'One byte range: bytes=0-99, bytes=100-, bytes=-500. Several ranges, or a malformed one, get the whole file.',
         schema: { type: 'string', examples: ['bytes=0-99', 'bytes=100-', 'bytes=-500'] },
       },
+      IfMatch: {
+        name: 'If-Match',
+        in: 'header',
+        required: false,
+        description: 'ETags (strong comparison) or *; when none is the current one, 412.',
+        schema: { type: 'string' },
+      },
       IfNoneMatch: {
         name: 'If-None-Match',
         in: 'header',
@@ -685,7 +695,7 @@ export const openApiDocument: Json = {
               'Stable, for code to branch on. 400: INVALID_ID, VALIDATION_FAILED, INVALID_JSON, FILE_REQUIRED, ' +
               'EMPTY_FILE, INVALID_FIELD, INVALID_UPLOAD, INVALID_MULTIPART, REQUEST_ABORTED, BAD_REQUEST. 401: ' +
               'AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID. 404: CUSTOMER_NOT_FOUND, ' +
-              'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 405: METHOD_NOT_ALLOWED (CONNECT). 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
+              'DOCUMENT_NOT_FOUND, FILE_NOT_FOUND, ROUTE_NOT_FOUND. 405: METHOD_NOT_ALLOWED (CONNECT). 412: PRECONDITION_FAILED (If-Match). 413: FILE_TOO_LARGE, BODY_TOO_LARGE. 415: ' +
               'FILE_TYPE_NOT_ALLOWED, FILE_CONTENT_MISMATCH, UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_CHARSET, ' +
               'UNSUPPORTED_ENCODING. 408: REQUEST_TIMEOUT (a body too slow). 416: RANGE_NOT_SATISFIABLE. 417: EXPECTATION_FAILED (an ' +
               'Expect other than 100-continue). 503: ' +

@@ -48,6 +48,10 @@ export async function sendFile(
     'Accept-Ranges': 'bytes',
     'Content-Security-Policy': cspFor(file),
   };
+  // If-Match first (RFC 9110 13.2.2): a client that asks for the version it holds gets 412, never another version.
+  if (!ifMatch(req.get('if-match'), file.etag)) {
+    throw new AppError('PRECONDITION_FAILED', 412, 'The document is not the version If-Match names (its ETag differs)');
+  }
   if (noneMatch(req.get('if-none-match'), file.etag)) {
     res.status(304).set(validators).end();
     return 0;
@@ -120,6 +124,12 @@ export async function sendFile(
     stopWatching();
   }
   return sent;
+}
+
+/** If-Match uses strong comparison (RFC 9110 13.1.1): a weak W/"x" matches nothing. Absent, it holds. */
+function ifMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined || header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim() === etag);
 }
 
 /** If-None-Match uses weak comparison (RFC 9110 13.1.2): W/"x" matches "x". */

@@ -206,6 +206,21 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       expect((await download(`${path}/download`).set('If-None-Match', '"stale"')).status).toBe(200);
     });
 
+    test('If-Match: the file (or its range) when one of the ETags is the current one, strongly compared; else 412 PRECONDITION_FAILED', async () => {
+      const etag = `"${doc.sha256}"`;
+      for (const header of [etag, `"other", ${etag}`, '*']) {
+        expect((await download(`${path}/download`).set('If-Match', header)).status).toBe(200);
+      }
+      expect((await download(`${path}/download`).set('If-Match', etag).set('Range', 'bytes=0-9')).status).toBe(206);
+      for (const header of ['"stale"', `W/${etag}`]) {
+        const refused = await t.request().get(`${path}/download`).set('If-Match', header);
+        expect(refused.status).toBe(412);
+        expect(refused.body.error.code).toBe('PRECONDITION_FAILED');
+        // Not the file's validators: a cache must not keep the refusal under the file's ETag.
+        expect(refused.headers.etag).not.toBe(etag);
+      }
+    });
+
     test('If-None-Match: * matches any current file; HEAD answers the headers without a body', async () => {
       expect((await t.request().get(`${path}/download`).set('If-None-Match', '*')).status).toBe(304);
       const head = await t.request().head(`${path}/download`);

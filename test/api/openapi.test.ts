@@ -482,6 +482,12 @@ describe('every route answers as documented', () => {
         expect(check(await t.request().head(file).set('If-None-Match', `W/${etag}`)).status).toBe(304);
       });
 
+      test('412 for an If-Match without the current ETag, GET and HEAD', async () => {
+        const res = check(await t.request().get(file).set('If-Match', '"another-version"'));
+        expect([res.status, codeOf(res)]).toEqual([412, 'PRECONDITION_FAILED']);
+        expect(check(await t.request().head(file).set('If-Match', `W/${etag}`)).status).toBe(412);
+      });
+
       test('416 for a range past the end, GET and HEAD', async () => {
         const res = check(await t.request().get(file).set('Range', 'bytes=5000-'));
         expect([res.status, codeOf(res), res.headers['content-range']]).toEqual([416, 'RANGE_NOT_SATISFIABLE', `bytes */${content.length}`]);
