@@ -71,6 +71,19 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     streamHandler(req, busboy) {
       const upload = uploads.get(req)!;
       upload.busboy = busboy;
+      // A file part whose name busboy empties (".." or ".") is dropped by multer without a word, and the form
+      // answered as if it had no file at all; so is text sent in the field (a frontend appending a path, not the
+      // file). Say what is wrong with it instead.
+      const unnamed = () =>
+        upload.refuse(
+          new BadRequestError('INVALID_UPLOAD', 'The form field "file" holds text, or a file without a usable file name: send the file itself, with its name'),
+        );
+      busboy.on('file', (field: string, _stream: unknown, info: { filename?: string }) => {
+        if (field === 'file' && !info.filename) unnamed();
+      });
+      busboy.on('field', (field: string) => {
+        if (field === 'file') unnamed();
+      });
       if (req.headers['content-length'] === undefined) {
         let received = 0;
         req.on('data', (chunk: Buffer) => {

@@ -334,6 +334,17 @@ describe.each(['local', 's3'] as const)('documents API on %s storage', (storage)
       expect(form.body.error.code).toBe('CUSTOMER_NOT_FOUND');
     });
 
+    test('400 INVALID_UPLOAD, not FILE_REQUIRED, for a file named ".." or ".", or text in the field "file"', async () => {
+      const before = await t.storedFiles();
+      for (const disposition of ['filename=".."', 'filename="."', 'x="text, not a file"']) {
+        const body = `--b\r\nContent-Disposition: form-data; name="file"; ${disposition}\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4 x\r\n--b--\r\n`;
+        const res = await t.request().post(`/api/customers/${customerId}/documents`).set('Content-Type', 'multipart/form-data; boundary=b').send(body);
+        expect([disposition, res.status, res.body.error.code]).toEqual([disposition, 400, 'INVALID_UPLOAD']);
+        expect(res.body.error.message).toContain('file name');
+      }
+      expect(await t.storedFiles()).toEqual(before);
+    });
+
     test('400 for a form without a file, or no body at all', async () => {
       const form = await t.request().post(`/api/customers/${customerId}/documents`).field('category', 'contracts');
       expect(form.status).toBe(400);
