@@ -101,6 +101,17 @@ export class DataDirInUseError extends ServiceUnavailableError {
   }
 }
 
+/** A write to the embedded database could not be synced to disk: the process stops (see DurableNodeFS). */
+export class DataDirSyncError extends ServiceUnavailableError {
+  constructor(readonly dataDir: string, options?: { cause?: unknown }) {
+    super(
+      'DATABASE_SYNC_FAILED',
+      `PGLITE_DATA_DIR ${dataDir}: a write could not be synced to disk; the process stops, and its next start recovers the database from its write-ahead log`,
+      options,
+    );
+  }
+}
+
 /** The data directory's lock was taken over or lost while this process held it open (see createPgliteDb). */
 export class DataDirLostError extends ServiceUnavailableError {
   constructor(readonly dataDir: string, options?: { cause?: unknown }) {

@@ -9,7 +9,7 @@ import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config'
 import { createDb, type Db } from './db';
 import { migrate } from './db/migrate';
 import { clientErrorHandler, connectHandler } from './http/client-error';
-import { DataDirLostError, explain } from './errors';
+import { DataDirLostError, DataDirSyncError, explain } from './errors';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { createServices, type Services } from './services';
@@ -47,7 +47,8 @@ export async function startService(
   let reportFatal!: (err: Error) => void;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const onDbError = (err: Error) => {
-    if (err instanceof DataDirLostError) {
+    // Fatal: the process stops (a sync failure exits at once, after this line: DurableNodeFS).
+    if (err instanceof DataDirLostError || err instanceof DataDirSyncError) {
       logger.fatal({ err }, err.message);
       reportFatal(err);
     } else {

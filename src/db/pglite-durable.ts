@@ -21,7 +21,7 @@ export const DURABLE_START_PARAMS = [
 ];
 
 interface NodeStream {
-  /** The Node file descriptor of an open file; a folder has none. */
+  /** The Node file descriptor (PGlite 0.5 opens folders with one too). */
   nfd?: number;
   node: unknown;
 }
@@ -29,11 +29,23 @@ interface NodeStream {
 interface NodeFsType {
   stream_ops: { fsync?: (stream: NodeStream) => number };
   realPath(node: unknown): string;
-  /** Runs a Node fs call, turning its error into the errno Postgres sees. */
-  tryFSOperation<T>(op: () => T): T;
 }
 
+/**
+ * `onSyncFailed` is told when a sync fails (EIO, or ENOSPC and EDQUOT on a network volume), and the process then
+ * exits 1 at once. Postgres would PANIC, and restart from its WAL; PGlite, embedded, instead spins in that state for
+ * good, the event loop blocked: no answer to any request, not even /health, and no log line. Exiting is the crash
+ * Postgres means: the platform restarts the service, and the next start replays the WAL, as after any crash. What
+ * was not synced was never answered.
+ */
 export class DurableNodeFS extends NodeFS {
+  constructor(
+    dataDir: string,
+    private readonly onSyncFailed: (err: Error) => void,
+  ) {
+    super(dataDir);
+  }
+
   override async init(...args: Parameters<NodeFS['init']>): ReturnType<NodeFS['init']> {
     const made = await super.init(...args);
     const preRun = made.emscriptenOpts.preRun ?? [];
@@ -42,7 +54,12 @@ export class DurableNodeFS extends NodeFS {
       (mod) => {
         const nodefs = mod.NODEFS as unknown as NodeFsType;
         nodefs.stream_ops.fsync = (stream) => {
-          nodefs.tryFSOperation(() => syncStream(nodefs, stream));
+          try {
+            syncStream(nodefs, stream);
+          } catch (err) {
+            this.onSyncFailed(err as Error);
+            process.exit(1);
+          }
           return 0;
         };
       },
@@ -53,7 +70,7 @@ export class DurableNodeFS extends NodeFS {
 
 function syncStream(nodefs: NodeFsType, stream: NodeStream): void {
   if (stream.nfd !== undefined) return fs.fsyncSync(stream.nfd);
-  // A folder, synced after a file in it was made, renamed or removed (NODEFS opens no descriptor for a folder).
+  // A stream without a descriptor (a folder, in Emscripten builds that open none for one): synced by its path.
   const fd = fs.openSync(nodefs.realPath(stream.node), 'r');
   try {
     fs.fsyncSync(fd);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Mutex, PGlite, type Transaction } from '@electric-sql/pglite';
 import lockfile from 'proper-lockfile';
-import { DatabaseBusyError, DatabaseUnavailableError, DataDirInUseError, DataDirLostError } from '../errors';
+import { DatabaseBusyError, DatabaseUnavailableError, DataDirInUseError, DataDirLostError, DataDirSyncError } from '../errors';
 import { Gate } from '../gate';
 import type { Db, Queryable, Row, Session } from './db';
 import { ping } from './pg';
@@ -84,7 +84,8 @@ export async function createPgliteDb(
   };
   try {
     const made = await fs.access(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
-    opened = await PGlite.create({ fs: new DurableNodeFS(dataDir), startParams: DURABLE_START_PARAMS, loadDataDir: made ? undefined : template });
+    const durable = new DurableNodeFS(dataDir, (err) => onError?.(new DataDirSyncError(dataDir, { cause: err })));
+    opened = await PGlite.create({ fs: durable, startParams: DURABLE_START_PARAMS, loadDataDir: made ? undefined : template });
     // A new cluster reaches the disk before anything is stored in it. Not one made from a template, which only tests
     // use: syncing its files took 3 s per test database.
     if (!made && !template) await syncTree(dataDir);

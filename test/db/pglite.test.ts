@@ -34,8 +34,10 @@ describe('the embedded database on disk', () => {
     const db = await createPgliteDb(dir, { template });
     // Which files are synced, by the path of each descriptor: a spy that passes every call on to the real fsync.
     const synced: string[] = [];
+    const folders: string[] = [];
     const fsyncSync = jest.spyOn(fsSync, 'fsyncSync').mockImplementation(function (this: unknown, fd: number) {
-      synced.push(fsSync.readlinkSync(`/proc/self/fd/${fd}`));
+      const file = fsSync.readlinkSync(`/proc/self/fd/${fd}`);
+      (fsSync.fstatSync(fd).isDirectory() ? folders : synced).push(file);
       return fsyncOf.call(this, fd);
     });
     try {
@@ -46,10 +48,11 @@ describe('the embedded database on disk', () => {
       // One sync per commit, each of a segment in pg_wal.
       expect(synced).toHaveLength(3);
       for (const file of synced) expect(file).toMatch(new RegExp(`^${dir}/pg_wal/[0-9A-F]{24}$`));
-      // A checkpoint syncs the data files, and folders too (which NODEFS opens without a descriptor).
+      // A checkpoint syncs the data files, and the folders whose entries changed.
       synced.length = 0;
       await db.exec('CHECKPOINT');
       expect(synced.some((file) => file.startsWith(`${dir}/base/`))).toBe(true);
+      expect(folders.some((folder) => folder.startsWith(`${dir}/`))).toBe(true);
     } finally {
       fsyncSync.mockRestore();
       await db.close();
@@ -110,6 +113,43 @@ describe('the embedded database on disk', () => {
     // The owner file may be the new holder's by now: left alone.
     await db.close();
     expect(await fs.readFile(path.join(dir, 'document-store.owner.json'), 'utf8')).toContain(String(process.pid));
+  });
+
+  test('a sync that fails (a failing disk) stops the service at once with a fatal line, rather than leave it frozen; the next start has every answered document', async () => {
+    await (await createPgliteDb(dir, { template })).close();
+    const failWhen = path.join(path.dirname(dir), 'fail-fsync-now');
+    const env = {
+      PGLITE_DATA_DIR: dir,
+      UPLOAD_DIR: path.join(path.dirname(dir), 'uploads'),
+      NODE_OPTIONS: `--require ${path.join(__dirname, '../helpers/fail-fsync.cjs')}`,
+      FAIL_FSYNC_WHEN: failWhen,
+    };
+    const service = await startServerProcess(env);
+    let answered: number;
+    try {
+      const created = await fetch(`${service.url}/api/customers`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"name":"Kept GmbH"}' });
+      answered = ((await created.json()) as { id: number }).id;
+      await fs.writeFile(failWhen, '');
+      // The next commit's sync fails: that request is never answered, the process exits.
+      const failed = await fetch(`${service.url}/api/customers`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"name":"Lost AG"}' }).then(
+        (res) => res.status,
+        () => 'connection closed',
+      );
+      expect(failed).toBe('connection closed');
+      expect(await service.exited).toEqual({ code: 1, signal: null });
+      expect(service.logs.map((line) => JSON.parse(line)).find((line) => line.level === 60)).toMatchObject({ err: { code: 'DATABASE_SYNC_FAILED' } });
+    } finally {
+      service.kill('SIGKILL');
+    }
+    await fs.rm(failWhen);
+    const restarted = await startServerProcess(env);
+    try {
+      const res = await fetch(`${restarted.url}/api/customers/${answered}`);
+      expect(res.status).toBe(200);
+    } finally {
+      restarted.kill('SIGTERM');
+      await restarted.exited;
+    }
   });
 
   test('the service exits 1 when the lock on its data directory is taken over, so that the platform restarts it', async () => {
