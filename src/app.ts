@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import cors from 'cors';
 import express from 'express';
 import { pinoHttp } from 'pino-http';
@@ -32,6 +33,12 @@ export interface AppDeps {
 }
 
 /** The Express app over its dependencies; no listen(), so supertest drives the real thing. */
+/**
+ * Requests with an Expect that Node cannot meet (anything but 100-continue, RFC 9110 10.1.1): Node's own rule
+ * decides, and server.ts marks them here for the app to answer 417 as JSON, where Node would send an empty 417.
+ */
+export const unmetExpectations = new WeakSet<IncomingMessage>();
+
 export function createApp({ config, db, storage, logger, services, bodyRate, sendRate }: AppDeps): express.Express {
   const { documents, customers, metrics } = services ?? createServices({ config, db, storage, logger });
 
@@ -62,9 +69,7 @@ export function createApp({ config, db, storage, logger, services, bodyRate, sen
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
       return next(new BadRequestError('BAD_REQUEST', 'An HTTP/1.1 request must send a Host header'));
     }
-    // Only 100-continue can be met (RFC 9110 10.1.1); server.ts passes other expectations here, answered as JSON.
-    const expect = req.headers.expect;
-    if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') {
+    if (unmetExpectations.has(req)) {
       return next(new AppError('EXPECTATION_FAILED', 417, 'Only "Expect: 100-continue" can be met; send the request without Expect'));
     }
     next();

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import dotenv from 'dotenv';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createApp } from './app';
+import { createApp, unmetExpectations } from './app';
 import { BackgroundJobs } from './background';
 import { type Config, ConfigError, IDLE_TIMEOUT_MS, loadConfig } from './config';
 import { createDb, type Db } from './db';
@@ -85,7 +85,10 @@ export async function startService(
   server.on('clientError', clientErrorHandler(config.corsOrigins, logger));
   server.on('connect', connectHandler(config.corsOrigins, logger));
   // An Expect other than 100-continue: the app answers it (417, app.ts), where Node would send an empty 417.
-  server.on('checkExpectation', (req, res) => server.emit('request', req, res));
+  server.on('checkExpectation', (req, res) => {
+    unmetExpectations.add(req);
+    server.emit('request', req, res);
+  });
   server.listen(config.port);
   await once(server, 'listening');
   // Uploads of large files take long: no limit on a whole request, only on a socket that goes quiet, and on a body

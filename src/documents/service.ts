@@ -217,8 +217,12 @@ export class DocumentsService {
     } catch (err) {
       if (!(err instanceof StorageNotFoundError)) throw err;
       const now = await repo.findDocument(this.deps.db, row.customer_id, row.id);
-      // Deleted meanwhile: its file went with it (at once on S3; on local disk an open file outlives the delete).
-      if (!now) throw documentNotFound(row.id);
+      // Deleted meanwhile, or its customer: its file went with it (at once on S3; on local disk an open file outlives
+      // the delete). Answered as a lookup made now would be.
+      if (!now) {
+        await this.requireCustomer(row.customer_id);
+        throw documentNotFound(row.id);
+      }
       if (namesSameFile(now, row)) {
         // A row naming no file, or one no driver may read, is as missing as a file that is gone.
         this.deps.logger.warn({ documentId: row.id, storage: row.storage, key: storageKeyOf(row) }, 'the file of a document is missing');

@@ -6,13 +6,15 @@ import type { Logger } from '../logger';
 const CONNECT = 'CONNECT_NOT_SERVED';
 
 /** What Node's HTTP parser rejects (and CONNECT, which Node hands over as a socket), as the API's own errors. */
-const ANSWERS: Record<string, [number, string, string]> = {
+const ANSWERS: Record<string, [status: number, code: string, message: string, headers?: string]> = {
   HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'The request headers (or its URL) are too large'],
   HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'BODY_TOO_LARGE', 'The chunk extensions of the request body are too large'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'The request headers took too long to arrive'],
-  // The client closed its side (a half-close) before the body it announced was complete: what it sent is discarded.
-  HPE_INVALID_EOF_STATE: [400, 'REQUEST_INCOMPLETE', 'The request ended before its body was complete'],
-  CONNECT_NOT_SERVED: [405, 'METHOD_NOT_ALLOWED', 'CONNECT is not served: this is not a proxy'],
+  // The client closed its side (a half-close) before the request it announced was complete, in its headers or its
+  // body: what it sent is discarded. A route already handling the body does not see the half-close (it would wait
+  // for the rest until the body's minimum rate cut it off), so the answer comes from here, at once.
+  HPE_INVALID_EOF_STATE: [400, 'REQUEST_INCOMPLETE', 'The request ended before it was complete'],
+  CONNECT_NOT_SERVED: [405, 'METHOD_NOT_ALLOWED', 'CONNECT is not served: this is not a proxy', 'Allow: GET, HEAD, POST, DELETE\r\n'],
 };
 
 type ClientSocket = Duplex & { _httpMessage?: { headersSent?: boolean } };
@@ -55,7 +57,7 @@ function answerClientError(err: Error & { code?: string }, socket: ClientSocket,
     socket.destroy();
     return;
   }
-  const [status, code, message] = ANSWERS[err.code ?? ''] ?? [400, 'BAD_REQUEST', 'The request is not valid HTTP'];
+  const [status, code, message, headers = ''] = ANSWERS[err.code ?? ''] ?? [400, 'BAD_REQUEST', 'The request is not valid HTTP'];
   const body = JSON.stringify({ error: { code, message } });
   const requestId = randomUUID();
   // The parser's code says what was wrong (HPE_INVALID_METHOD, HPE_HEADER_OVERFLOW...); not the bytes, which may
@@ -65,7 +67,7 @@ function answerClientError(err: Error & { code?: string }, socket: ClientSocket,
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\n` +
-      `${cors}Connection: close\r\n\r\n${body}`,
+      `${cors}${headers}Connection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
 }

@@ -700,9 +700,10 @@ export const openApiDocument: Json = {
               'UNSUPPORTED_ENCODING. 408: REQUEST_TIMEOUT (a body too slow). 416: RANGE_NOT_SATISFIABLE. 417: EXPECTATION_FAILED (an ' +
               'Expect other than 100-continue). 503: ' +
               'DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE, DATABASE_BUSY, STORAGE_BUSY (with Retry-After); NOT_READY on /ready. 500: INTERNAL_ERROR. Each response lists the codes it can ' +
-              'carry. A request that is not valid HTTP is refused before any route, with 400 BAD_REQUEST (400 ' +
-              'REQUEST_INCOMPLETE when the client closed its side before its body was complete), 408 ' +
-              'REQUEST_TIMEOUT or 431 HEADERS_TOO_LARGE.',
+              'carry. A request that is not valid HTTP is refused by the HTTP parser, before any route, with 400 ' +
+              'BAD_REQUEST, 408 REQUEST_TIMEOUT or 431 HEADERS_TOO_LARGE; so is a CONNECT (405), and an Expect other ' +
+              'than 100-continue (417). 400 REQUEST_INCOMPLETE comes from the parser too, at once, when the client ' +
+              'closes its side before its request is complete, even while a route reads the body.',
           },
           message: { type: 'string', description: 'For a person to read.' },
         },

@@ -164,12 +164,18 @@ describe('requests Node would refuse without the API\'s JSON, answered by the se
     expect(JSON.parse(body)).toEqual({ error: { code: 'EXPECTATION_FAILED', message: expect.stringContaining('100-continue') } });
     const continued = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
     expect(continued).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
+    // Node's rule, not another: 100-continue among other expectations is met; HTTP/1.0 has no Expect.
+    const among = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
+    expect(among).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
+    const old = await raw(service.port, 'POST /api/customers HTTP/1.0\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"name":"Acme"}');
+    expect(old).toMatch(/^HTTP\/1.1 201 /);
   });
 
   test('CONNECT: 405 METHOD_NOT_ALLOWED as JSON and a log line, where Node would close the connection without a word', async () => {
     const answer = await raw(service.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     const [head, body] = answer.split('\r\n\r\n');
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(head).toMatch(/\r\nAllow: GET, HEAD, POST, DELETE\r\n/);
     expect(JSON.parse(body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('CONNECT') } });
     const requestId = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
     expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId)).toMatchObject({ msg: 'request refused before routing', status: 405 });
