@@ -32,13 +32,13 @@ export interface AppDeps {
   sendRate?: MinimumRate;
 }
 
-/** The Express app over its dependencies; no listen(), so supertest drives the real thing. */
 /**
  * Requests with an Expect that Node cannot meet (anything but 100-continue, RFC 9110 10.1.1): Node's own rule
  * decides, and server.ts marks them here for the app to answer 417 as JSON, where Node would send an empty 417.
  */
 export const unmetExpectations = new WeakSet<IncomingMessage>();
 
+/** The Express app over its dependencies; no listen(), so supertest drives the real thing. */
 export function createApp({ config, db, storage, logger, services, bodyRate, sendRate }: AppDeps): express.Express {
   const { documents, customers, metrics } = services ?? createServices({ config, db, storage, logger });
 

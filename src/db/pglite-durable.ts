@@ -80,9 +80,8 @@ function syncStream(nodefs: NodeFsType, stream: NodeStream): void {
 }
 
 /**
- * Syncs every file and folder of a data directory, as initdb does for a new cluster: PGlite makes one (or loads a
- * template) with fsync off, and the files of a cluster no commit has touched since would otherwise wait in the
- * kernel's cache.
+ * Syncs every file and folder of a data directory, as Postgres's own initdb does for a new cluster: PGlite's makes
+ * one with fsync off, and files no commit has touched since would otherwise wait in the kernel's cache.
  */
 export async function syncTree(dir: string): Promise<void> {
   for (const entry of await fs.promises.readdir(dir, { withFileTypes: true })) {
