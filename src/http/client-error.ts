@@ -14,7 +14,7 @@ const ANSWERS: Record<string, [status: number, code: string, message: string, he
   // body: what it sent is discarded. A route already handling the body does not see the half-close (it would wait
   // for the rest until the body's minimum rate cut it off), so the answer comes from here, at once.
   HPE_INVALID_EOF_STATE: [400, 'REQUEST_INCOMPLETE', 'The request ended before it was complete'],
-  CONNECT_NOT_SERVED: [405, 'METHOD_NOT_ALLOWED', 'CONNECT is not served: this is not a proxy', 'Allow: GET, HEAD, POST, DELETE\r\n'],
+  [CONNECT]: [405, 'METHOD_NOT_ALLOWED', 'CONNECT is not served: this is not a proxy', 'Allow: GET, HEAD, POST, DELETE\r\n'],
 };
 
 type ClientSocket = Duplex & { _httpMessage?: { headersSent?: boolean } };

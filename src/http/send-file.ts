@@ -1,4 +1,3 @@
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type {} from 'pino-http'; // req.log
@@ -97,13 +96,8 @@ export async function sendFile(
     return 0;
   }
   let sent = 0;
-  const counted = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      sent += chunk.length;
-      done(null, chunk);
-    },
-  });
-  // Counted as handed to the connection, which takes more only as the client reads (backpressure). Its kernel
+  // Counted as handed to the connection (each chunk the file emits is written to it: a listener, not one more
+  // stream stage on every download's path), which takes more only as the client reads (backpressure). Its kernel
   // buffers, a few MB, are read before the pace shows; a client can pause a download (and resume it with a Range)
   // for as long as the bytes before have earned. Only a response backed up is the client's doing: one waiting for
   // its store (S3 slow, which S3_TIMEOUT bounds) is watched again later.
@@ -113,7 +107,9 @@ export async function sendFile(
     res.destroy();
   });
   try {
-    await pipeline(obj.body, counted, res);
+    const piped = pipeline(obj.body, res);
+    obj.body.on('data', (chunk: Buffer) => (sent += chunk.length));
+    await piped;
   } catch (err) {
     // A client that closes the moment it has every byte can do so before the response reports 'finish': not a
     // failure. Anything else, with the headers gone, can only be signalled by resetting the connection.

@@ -23,7 +23,7 @@ function raw(port: number, request: string, halfClose = false): Promise<string> 
   });
 }
 
-describe('requests Node itself refuses, before Express', () => {
+describe('requests Node itself refuses or would answer without the API\'s JSON', () => {
   const { lines, sink } = logLines();
   let database: TestDb;
   let service: RunningService;
@@ -92,6 +92,33 @@ describe('requests Node itself refuses, before Express', () => {
     expect(answer).toMatch(/}HTTP\/1.1 431 Request Header Fields Too Large\r\n/);
     expect(answer).toContain('"code":"HEADERS_TOO_LARGE"');
   });
+
+  test('an Expect other than 100-continue: 417 EXPECTATION_FAILED as JSON, with its request id; 100-continue still works', async () => {
+    const post = (expectation: string, version = '1.1') =>
+      raw(
+        service.port,
+        `POST /api/customers HTTP/${version}\r\nHost: x\r\nExpect: ${expectation}\r\nContent-Type: application/json\r\n` +
+          'Content-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}',
+      );
+    const [head, body] = (await post('foo')).split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
+    expect(head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+    expect(JSON.parse(body)).toEqual({ error: { code: 'EXPECTATION_FAILED', message: expect.stringContaining('100-continue') } });
+    expect(await post('100-continue')).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
+    // Node's rule, not another: 100-continue among other expectations is met; HTTP/1.0 has no Expect.
+    expect(await post('100-continue, foo')).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
+    expect(await post('foo', '1.0')).toMatch(/^HTTP\/1.1 201 /);
+  });
+
+  test('CONNECT: 405 METHOD_NOT_ALLOWED as JSON and a log line, where Node would close the connection without a word', async () => {
+    const answer = await raw(service.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(head).toMatch(/\r\nAllow: GET, HEAD, POST, DELETE\r\n/);
+    expect(JSON.parse(body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('CONNECT') } });
+    const requestId = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId)).toMatchObject({ msg: 'request refused before routing', status: 405 });
+  });
 });
 
 describe('a refusal before Express, read by a browser on another origin', () => {
@@ -139,45 +166,5 @@ describe('headers that arrive too slowly', () => {
     } finally {
       server.close();
     }
-  });
-});
-
-describe('requests Node would refuse without the API\'s JSON, answered by the service', () => {
-  const { lines, sink } = logLines();
-  let database: TestDb;
-  let service: RunningService;
-  beforeAll(async () => {
-    database = await createTestDb();
-    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: path.join(os.tmpdir(), `client-error-expect-${process.pid}`) });
-    service = await startService(config, createLogger('info', sink), { db: database.db });
-  });
-  afterAll(async () => {
-    await service?.close();
-    await database.close();
-  });
-
-  test('an Expect other than 100-continue: 417 EXPECTATION_FAILED as JSON, with its request id; 100-continue still works', async () => {
-    const answer = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
-    const [head, body] = answer.split('\r\n\r\n');
-    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
-    expect(head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
-    expect(JSON.parse(body)).toEqual({ error: { code: 'EXPECTATION_FAILED', message: expect.stringContaining('100-continue') } });
-    const continued = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
-    expect(continued).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
-    // Node's rule, not another: 100-continue among other expectations is met; HTTP/1.0 has no Expect.
-    const among = await raw(service.port, 'POST /api/customers HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"Acme"}');
-    expect(among).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 201 /);
-    const old = await raw(service.port, 'POST /api/customers HTTP/1.0\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"name":"Acme"}');
-    expect(old).toMatch(/^HTTP\/1.1 201 /);
-  });
-
-  test('CONNECT: 405 METHOD_NOT_ALLOWED as JSON and a log line, where Node would close the connection without a word', async () => {
-    const answer = await raw(service.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
-    const [head, body] = answer.split('\r\n\r\n');
-    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
-    expect(head).toMatch(/\r\nAllow: GET, HEAD, POST, DELETE\r\n/);
-    expect(JSON.parse(body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('CONNECT') } });
-    const requestId = /\r\nX-Request-Id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
-    expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === requestId)).toMatchObject({ msg: 'request refused before routing', status: 405 });
   });
 });
