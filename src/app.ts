@@ -15,8 +15,9 @@ import { openApiDocument } from './http/openapi';
 import { metricsMiddleware } from './metrics';
 import { AppError, BadRequestError } from './errors';
 import { errorHandler, notFound } from './http/errors';
+import { sentWhole } from './http/send-file';
 import { lingerBytesFor } from './http/stop-reading';
-import { type Logger, requestContext } from './logger';
+import { type Logger, redactRequest, requestContext } from './logger';
 import { createServices, type Services } from './services';
 import type { Storage } from './storage';
 
@@ -30,6 +31,8 @@ export interface AppDeps {
   /** How fast a request body must keep coming, and a downloaded file be read (http/rate.ts); tests shorten them. */
   bodyRate?: MinimumRate;
   sendRate?: MinimumRate;
+  /** FORM_TAIL_MS (config.ts), the time a form has to end once its file is stored; tests shorten it. */
+  formTailMs?: number;
 }
 
 /**
@@ -39,7 +42,7 @@ export interface AppDeps {
 export const unmetExpectations = new WeakSet<IncomingMessage>();
 
 /** The Express app over its dependencies; no listen(), so supertest drives the real thing. */
-export function createApp({ config, db, storage, logger, services, bodyRate, sendRate }: AppDeps): express.Express {
+export function createApp({ config, db, storage, logger, services, bodyRate, sendRate, formTailMs }: AppDeps): express.Express {
   const { documents, customers, metrics } = services ?? createServices({ config, db, storage, logger });
 
   const app = express();
@@ -53,10 +56,16 @@ export function createApp({ config, db, storage, logger, services, bodyRate, sen
         res.setHeader('X-Request-Id', id);
         return id;
       },
+      serializers: { req: redactRequest },
       autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' },
       // pino-http gives each 5xx's request line an Error of its own making ("failed with status code 503") and its
       // stack, which says nothing: the error handler has logged what failed, or the busy warning what was full.
       customErrorObject: (_req, _res, err, fields) => (/^failed with status code \d+$/.test(err.message) ? { ...fields, err: undefined } : fields),
+      // pino-http's rule, less two false alarms for anyone who watches for aborted requests: a request without a
+      // body that nothing read is "aborted" once its client closes (readableAborted), though it arrived whole
+      // (complete); and a download the client closed once it had every byte is complete (send-file.ts).
+      customSuccessMessage: (req, res) =>
+        !(req.readableAborted && !req.complete) && (res.writableEnded || sentWhole.has(res)) ? 'request completed' : 'request aborted',
     }),
   );
   app.use((req, res, next) => {
@@ -125,7 +134,7 @@ export function createApp({ config, db, storage, logger, services, bodyRate, sen
   });
   // The paths of http/paths.ts, which Location headers name.
   api.use('/customers', customersRouter(customers));
-  api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics, sendRate));
+  api.use('/customers/:customerId/documents', documentsRouter(documents, config, metrics, { sendRate, formTailMs }));
   app.use('/api', api);
 
   app.use(notFound);

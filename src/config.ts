@@ -13,6 +13,14 @@ export type StorageName = 'local' | 's3';
  */
 export const IDLE_TIMEOUT_MS = 120_000;
 
+/**
+ * How long the rest of a form may take once its file is stored (README, Errors). The file is stored under its final
+ * name when its part ends, and its row written only when the form does: without a bound, a client pausing in a field
+ * after the file kept a stored file without a row as long as it liked, which storage:verify --fix would take for an
+ * orphan (tools/removals.ts). The fields after a file are at most 10 of 16 KiB.
+ */
+export const FORM_TAIL_MS = 60_000;
+
 export interface S3Config {
   readonly bucket: string;
   readonly region: string;
@@ -110,7 +118,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const duration = (name: string, fallback: string, min: number) =>
   optional(z.string()).transform((v, ctx) => {
     const text = (v ?? fallback).trim();
-    const value = /^\d+$/.test(text) ? Number(text) * 1000 : ms(text as ms.StringValue);
+    // Decimals too (1.5 is 1.5 s): ms() reads a bare number as milliseconds, which would turn SHUTDOWN_TIMEOUT=2.5
+    // into 2.5 ms without a word.
+    const value = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) * 1000 : ms(text as ms.StringValue);
     if (!Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
       ctx.addIssue({
         code: 'custom',
@@ -137,17 +147,23 @@ const size = (name: string, fallback: string, min: number) =>
     return n;
   });
 
+/** Decimal digits only: Number() also reads 0x10, 1e1 and 0b11, which no one writes for a count or a port. */
+const digits = (v: string) => (/^\d+$/.test(v.trim()) ? Number(v) : Number.NaN);
+
 const wholeNumber = (name: string, fallback: number, min: number, max: number) =>
   optional(z.string())
-    .transform((v) => (v === undefined ? fallback : Number(v)))
+    .transform((v) => (v === undefined ? fallback : digits(v)))
     .refine((n) => Number.isInteger(n) && n >= min && n <= max, `${name} accepts a whole number from ${min} to ${max}`);
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const schema = z.object({
-  NODE_ENV: optional(z.string()).transform((v) => v ?? 'development'),
+  NODE_ENV: optional(z.string())
+    .transform((v) => v ?? 'development')
+    // Production's checks (authentication required, Express's own) compare it exactly: a near miss would pass them by.
+    .refine((v) => v === 'production' || !/^\s*prod(uction)?\s*$/i.test(v), 'NODE_ENV accepts production in lower case, as written'),
   PORT: optional(z.string())
-    .transform((v) => (v === undefined ? 3000 : Number(v)))
+    .transform((v) => (v === undefined ? 3000 : digits(v)))
     .refine((n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'PORT accepts a port number from 0 to 65535'),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS, { message: `LOG_LEVEL accepts one of ${LOG_LEVELS.join(', ')}` })),
   DATABASE_URL: optional(

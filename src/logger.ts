@@ -19,6 +19,32 @@ export const REDACT = [
   '*.tokens',
 ];
 
+/** Query parameters whose values are credentials, should a client put one in a URL (the service reads none there). */
+const SECRET_PARAM = /token|passw|secret|signature|credential|api[-_]?key|access[-_]?key|auth|session|jwt/i;
+
+/**
+ * A request as pino-http serializes it, with the values of credential-like query parameters replaced in its `url`
+ * and `query`: a token a client sent as `?access_token=` would otherwise be written with every line of its request.
+ */
+export function redactRequest<T extends { url?: string; query?: Record<string, unknown> }>(req: T): T {
+  const at = req.url?.indexOf('?') ?? -1;
+  if (req.url && at !== -1) {
+    const params = new URLSearchParams(req.url.slice(at + 1));
+    let changed = false;
+    for (const name of new Set(params.keys())) {
+      if (SECRET_PARAM.test(name)) {
+        params.set(name, '[redacted]');
+        changed = true;
+      }
+    }
+    if (changed) req.url = `${req.url.slice(0, at)}?${params.toString().replaceAll('%5Bredacted%5D', '[redacted]')}`;
+  }
+  if (req.query && Object.keys(req.query).some((name) => SECRET_PARAM.test(name))) {
+    req.query = Object.fromEntries(Object.entries(req.query).map(([name, value]) => [name, SECRET_PARAM.test(name) ? '[redacted]' : value]));
+  }
+  return req;
+}
+
 /** The request being handled, in the async context of everything done for it (see app.ts). */
 export const requestContext = new AsyncLocalStorage<{ requestId: string }>();
 

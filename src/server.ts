@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { createServices, type Services } from './services';
 import { createStorage } from './storage';
+import { refusalAtStart } from './storage/startup-check';
 import { startupWarnings } from './startup-warnings';
 import { within } from './timeout';
 
@@ -42,7 +43,7 @@ const CLEANUP_GRACE_MS = 3_000;
 export async function startService(
   config: Config,
   logger: Logger,
-  injected: { db?: Db; s3Client?: S3Client } = {},
+  injected: { db?: Db; s3Client?: S3Client; startupRechecksMs?: number[] } = {},
 ): Promise<RunningService> {
   let reportFatal!: (err: Error) => void;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
@@ -66,6 +67,15 @@ export async function startService(
   }
   const metrics = new Metrics();
   const storage = createStorage(config, injected.s3Client, { metrics });
+  // A store that refuses this service (a wrong bucket, endpoint or credentials) fails the start, so that a deploy
+  // with it never goes live: taken for an outage, it would be served "degraded", uploads kept on a disk the next
+  // deploy replaces. A store that does not answer is an outage: the service starts (README, Reliability).
+  const refused = await refusalAtStart(storage, injected.startupRechecksMs);
+  if (refused) {
+    storage.close();
+    if (!injected.db) await db.close();
+    throw refused;
+  }
   const services = createServices({ config, db, storage, logger, metrics });
   let shuttingDown = false;
   const unanswered = new Set<ServerResponse>();

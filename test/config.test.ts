@@ -128,6 +128,12 @@ describe('configuration', () => {
     // Past what a Node timer holds, which would fire at once: a sync job without pause, a shutdown without a drain.
     [{ SYNC_INTERVAL: '30d' }, 'SYNC_INTERVAL accepts a duration such as 30s, 500ms or 2m (a bare number is seconds), from 100ms to 24d'],
     [{ SHUTDOWN_TIMEOUT: '2147484' }, 'SHUTDOWN_TIMEOUT accepts a duration'],
+    [{ NODE_ENV: 'Production' }, 'NODE_ENV accepts production in lower case'],
+    [{ NODE_ENV: 'prod' }, 'NODE_ENV accepts production in lower case'],
+    // Number() reads these; no one means them for a port or a count.
+    [{ PORT: '0x10F6' }, 'PORT accepts a port number'],
+    [{ S3_MAX_ATTEMPTS: '1e1' }, 'S3_MAX_ATTEMPTS accepts a whole number'],
+    [{ DATABASE_POOL_SIZE: '0b11' }, 'DATABASE_POOL_SIZE accepts a whole number'],
   ])('%j is refused, naming the variable and what it accepts', (env, message) => {
     expect(failure(env)).toContain(message);
   });
@@ -148,6 +154,10 @@ describe('configuration', () => {
     const s3 = load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '2500ms', S3_MAX_ATTEMPTS: '5', S3_MAX_SOCKETS: '64', S3_UPLOAD_MEMORY: '64mb' }).storage.s3;
     expect(s3).toMatchObject({ timeoutMs: 2_500, maxAttempts: 5, maxSockets: 64, uploadMemory: 64 * 1024 * 1024 });
     expect(load({ SYNC_INTERVAL: '24d' }).reliability.syncIntervalMs).toBe(24 * 86_400_000);
+    // A decimal is seconds too, not the milliseconds ms() would make of it.
+    expect(load({ SHUTDOWN_TIMEOUT: '2.5', QUEUE_TIMEOUT: '0.5' }).reliability).toMatchObject({ shutdownTimeoutMs: 2_500, queueTimeoutMs: 500 });
+    expect(load({ AWS_S3_BUCKET_NAME: 'b-1', S3_TIMEOUT: '1.5' }).storage.s3?.timeoutMs).toBe(1_500);
+    expect(load({ PORT: ' 8080 ' }).port).toBe(8080);
   });
 
   test('every invalid variable is named at once', () => {

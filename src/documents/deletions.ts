@@ -125,7 +125,7 @@ export class FileDeletions {
       const delayMs = Math.min(MAX_RETRY_DELAY_MS, this.retryBaseMs * 2 ** entry.attempts);
       logger.warn(
         { err, storage: entry.storage, key: entry.storage_key, attempts: entry.attempts + 1, retryInMs: delayMs },
-        'could not remove the file of a deleted document; it stays queued',
+        'could not remove a queued file (a deleted document\'s, or an upload\'s that has no row); it stays queued',
       );
       await db
         .query(

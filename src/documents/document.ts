@@ -104,14 +104,17 @@ export function customerOfS3Key(key: string, storedFileName: string): number | u
 }
 
 /**
- * Every place a deleted row's bytes may be. A document waiting to move to S3 may already have its copy there (the
- * sync job copies before it switches the row), so that key goes too; removing a key that is not there is a no-op.
+ * Every place a deleted row's bytes may be. A local document may already have its copy on S3: the sync job and
+ * storage:migrate copy before they switch the row, and one stopped between the two (a crash, a SIGKILL, a rerun that
+ * never comes) leaves a copy no row records. So with S3 configured (`s3`), or a move pending, that key goes too;
+ * removing a key that is not there is a no-op, and one a twin row would move onto is kept (the deletion queue).
  */
-export function storedFilesOf(row: DocumentRow, s3Prefix: string | undefined): FileToRemove[] {
+export function storedFilesOf(row: DocumentRow, s3: { prefix: string } | undefined): FileToRemove[] {
   const key = storageKeyOf(row);
   if (!key) return [];
   const files: FileToRemove[] = [{ storage: row.storage, key, storedFileName: row.stored_file_name, documentId: row.id }];
-  if (row.pending_storage === 's3' && row.stored_file_name) {
+  const s3Prefix = s3?.prefix;
+  if (row.storage === 'local' && (row.pending_storage === 's3' || s3) && row.stored_file_name) {
     files.push({ storage: 's3', key: s3KeyFor(s3Prefix, row.customer_id, row.stored_file_name), storedFileName: row.stored_file_name, documentId: row.id });
   }
   return files;

@@ -20,6 +20,17 @@ export interface PlacementTarget {
   readonly contentType: string;
 }
 
+export interface PlacementOptions {
+  fallback: 'local' | 'fail';
+  logger: Logger;
+  /**
+   * Takes care of an S3 key a failed upload may have left behind, which no row will ever name: S3 may hold an object
+   * whose answer it never gave (the reply lost, a completion timed out), or one the body's failure came too late
+   * for. The service queues it for the deletion queue, which removes it once S3 answers (DocumentsService).
+   */
+  leftover(key: string): Promise<void>;
+}
+
 /**
  * Streams `body` (already checked on the way, see UploadInspector) into the primary store. With S3 primary and
  * S3_FALLBACK=local the same bytes go, at the same pace, to a temporary file on local disk: when S3 succeeds that
@@ -31,7 +42,7 @@ export async function placeUpload(
   storage: Storage,
   body: Readable,
   target: PlacementTarget,
-  options: { fallback: 'local' | 'fail'; logger: Logger; sizeAtMost?: number },
+  options: PlacementOptions & { sizeAtMost?: number },
 ): Promise<Placement> {
   // Before a byte is read: an upload that must wait for room pauses its client, and one refused reads nothing more.
   const gone = new AbortController();
@@ -51,19 +62,19 @@ export async function placeUpload(
   }
 }
 
-async function place(
-  storage: Storage,
-  body: Readable,
-  target: PlacementTarget,
-  options: { fallback: 'local' | 'fail'; logger: Logger },
-): Promise<Placement> {
+async function place(storage: Storage, body: Readable, target: PlacementTarget, options: PlacementOptions): Promise<Placement> {
   const primary = storage.primary;
   if (primary.name === 'local') {
     await primary.put(target.storedFileName, body, { contentType: target.contentType });
     return { storage: 'local', key: target.storedFileName, pendingStorage: null };
   }
   if (options.fallback === 'fail') {
-    await primary.put(target.s3Key, body, { contentType: target.contentType });
+    try {
+      await primary.put(target.s3Key, body, { contentType: target.contentType });
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) await options.leftover(target.s3Key);
+      throw err;
+    }
     return { storage: 's3', key: target.s3Key, pendingStorage: null };
   }
 
@@ -78,7 +89,7 @@ async function place(
   const bodyError = fedError instanceof EveryBranchFailed ? undefined : fedError;
   if (bodyError) {
     // The client's failure, not a store's: nothing is kept (an S3 copy that completed is taken back).
-    if (s3.status === 'fulfilled') await primary.delete(target.s3Key).catch(() => undefined);
+    if (s3.status === 'fulfilled') await options.leftover(target.s3Key);
     if (disk.status === 'fulfilled') await disk.value.discard();
     throw bodyError;
   }
@@ -86,7 +97,10 @@ async function place(
     if (disk.status === 'fulfilled') await disk.value.discard();
     return { storage: 's3', key: target.s3Key, pendingStorage: null };
   }
-  if (disk.status === 'rejected') throw s3.reason;
+  if (disk.status === 'rejected') {
+    await options.leftover(target.s3Key);
+    throw s3.reason;
+  }
   options.logger.warn(
     { err: s3.reason, key: target.storedFileName },
     'S3 failed during an upload; it is kept on local disk and moves to S3 once S3 answers again',
@@ -94,6 +108,7 @@ async function place(
   try {
     await disk.value.commit(target.storedFileName);
   } catch (err) {
+    await options.leftover(target.s3Key);
     throw new StorageUnavailableError(err);
   }
   return { storage: 'local', key: target.storedFileName, pendingStorage: 's3' };

@@ -148,7 +148,6 @@ export async function isStoredFileReferenced(
   return rows.length > 0;
 }
 
-/** Whether the document is still there, on local disk: a move of it may be under way. */
 /**
  * Waits, inside `tx`, until every write to customer_documents under way has committed or rolled back: SHARE is the
  * weakest lock that waits for them, and later writes wait for it in turn until `tx` ends. At most 500 ms, then it
@@ -159,6 +158,7 @@ export async function awaitDocumentWriters(tx: Queryable): Promise<void> {
   await tx.query('LOCK TABLE customer_documents IN SHARE MODE');
 }
 
+/** Whether the document is still there, on local disk: a move of it may be under way. */
 export async function isLocalDocument(q: Queryable, id: number | string): Promise<boolean> {
   return (await q.query("SELECT 1 FROM customer_documents WHERE id = $1 AND storage = 'local'", [id])).length > 0;
 }

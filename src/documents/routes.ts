@@ -13,7 +13,12 @@ import type { DocumentsService, StoredUpload } from './service';
 import { uploadMiddleware } from './upload';
 
 /** Mounted at /api/customers/:customerId/documents. */
-export function documentsRouter(documents: DocumentsService, config: Config, metrics: Metrics, sendRate?: MinimumRate): Router {
+export function documentsRouter(
+  documents: DocumentsService,
+  config: Config,
+  metrics: Metrics,
+  { sendRate, formTailMs }: { sendRate?: MinimumRate; formTailMs?: number } = {},
+): Router {
   const router = Router({ mergeParams: true });
   const allowedTypes = new Set(config.uploads.allowedTypes);
   const customerOf = (params: Record<string, unknown>) => parseId(params.customerId, 'customer');
@@ -26,7 +31,7 @@ export function documentsRouter(documents: DocumentsService, config: Config, met
   router.post(
     '/',
     // Checks the customer too, while the file streams.
-    uploadMiddleware(documents, config.uploads.maxBytes),
+    uploadMiddleware(documents, config.uploads.maxBytes, formTailMs),
     async (req, res) => {
       const stored = req.file as unknown as StoredUpload | undefined;
       if (!stored) {

@@ -122,12 +122,17 @@ export class DocumentsService {
       this.deps.storage,
       inspector,
       { storedFileName, s3Key: this.s3Key(customerId, storedFileName), contentType: mimeType },
-      { fallback: this.deps.config.reliability.s3Fallback, logger: this.deps.logger, sizeAtMost: upload.sizeAtMost },
+      {
+        fallback: this.deps.config.reliability.s3Fallback,
+        logger: this.deps.logger,
+        sizeAtMost: upload.sizeAtMost,
+        leftover: (key) => this.discardLater({ storage: 's3', key, storedFileName }),
+      },
     );
     // A small file can be stored before the lookup answers.
     const refused = await refusal;
     if (refused) {
-      await this.discard(placed);
+      await this.discardUpload(customerId, { ...placed, storedFileName });
       throw refused;
     }
     return { ...placed, storedFileName, fileName, mimeType, size: inspector.byteCount, sha256: inspector.digest() };
@@ -162,7 +167,7 @@ export class DocumentsService {
         this.deps.logger.warn({ storage: stored.storage, key: stored.key }, 'an upload may or may not have been recorded; its file is kept until the database tells');
         throw err;
       }
-      await this.discard(stored);
+      await this.discardUpload(customerId, stored);
       // 23503: the customer was deleted while the file was uploading.
       if ((err as { code?: string }).code === '23503') throw customerNotFound(customerId);
       throw err;
@@ -198,10 +203,34 @@ export class DocumentsService {
     return { kept: pending.length - orphans.length, removed: orphans.length };
   }
 
-  /** Removes a stored upload that has no row. A failure is logged with the key, so the orphan can be found. */
-  async discard(stored: Pick<StoredUpload, 'storage' | 'key'>): Promise<void> {
+  /**
+   * discard, and for an upload kept on local disk because S3 failed it, the S3 key too, queued: S3 may have stored
+   * it without answering (placement.ts), and no sync will ever write over it now.
+   */
+  private async discardUpload(customerId: number, stored: Pick<StoredUpload, 'storage' | 'key' | 'storedFileName' | 'pendingStorage'>): Promise<void> {
+    await this.discard(stored);
+    if (stored.pendingStorage === 's3') await this.discardLater({ storage: 's3', key: this.s3Key(customerId, stored.storedFileName), storedFileName: stored.storedFileName });
+  }
+
+  /** Removes a stored upload that has no row; if its store fails, the deletion queue removes it later. */
+  async discard(stored: Pick<StoredUpload, 'storage' | 'key'> & { storedFileName?: string }): Promise<void> {
     try {
       await this.deps.storage.driver(stored.storage).delete(stored.key);
+    } catch (err) {
+      this.deps.logger.warn({ err, storage: stored.storage, key: stored.key }, 'could not remove an upload that has no row; it is queued');
+      await this.discardLater(stored);
+    }
+  }
+
+  /**
+   * Queues a stored upload that has no row for the deletion queue, whose retries run until its store answers and
+   * check first that no row names it. Only if the database fails too is it left, logged with its key so that the
+   * orphan can be found (storage:verify finds it as well).
+   */
+  async discardLater(stored: Pick<StoredUpload, 'storage' | 'key'> & { storedFileName?: string }): Promise<void> {
+    const file = { storage: stored.storage, key: stored.key, storedFileName: stored.storedFileName ?? null, documentId: null };
+    try {
+      await enqueueFileDeletions(this.deps.db, [file]);
     } catch (err) {
       this.deps.logger.error({ err, storage: stored.storage, key: stored.key }, 'could not remove an upload that has no row');
     }
@@ -262,7 +291,7 @@ export class DocumentsService {
 
   /** The stored files of deleted rows, to queue in the transaction that deletes them. */
   storedFilesOf(rows: readonly DocumentRow[]) {
-    return rows.flatMap((row) => storedFilesOf(row, this.deps.config.storage.s3?.prefix));
+    return rows.flatMap((row) => storedFilesOf(row, this.deps.config.storage.s3));
   }
 
   /** Removes queued files after their rows' transaction committed, in the background. */

@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
 import bytes from 'bytes';
+import { FORM_TAIL_MS } from '../config';
 import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
 import { parseId } from '../http/params';
 import { lingerBytesFor, stopReading } from '../http/stop-reading';
@@ -23,13 +24,15 @@ interface UploadState {
   readonly refuse: (err: unknown) => void;
   /** The form's parser, once multer has made it. */
   busboy?: Writable;
+  /** Refuses the upload if the form has not ended FORM_TAIL_MS after its file was stored. */
+  tail?: NodeJS.Timeout;
 }
 
 /**
  * multer, with a storage engine that streams the file through DocumentsService.store into the storage driver:
  * nothing is buffered whole, in memory or on disk. The stored upload's fields land on req.file.
  */
-export function uploadMiddleware(documents: DocumentsService, maxBytes: number): RequestHandler {
+export function uploadMiddleware(documents: DocumentsService, maxBytes: number, formTailMs = FORM_TAIL_MS): RequestHandler {
   const uploads = new WeakMap<object, UploadState>();
   const lingerBytes = lingerBytesFor(maxBytes);
   const engine: multer.StorageEngine = {
@@ -49,7 +52,10 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
         ))();
       upload.storing = stored.catch(() => undefined);
       stored.then(
-        (s) => done(null, s as Partial<Express.Multer.File>),
+        (s) => {
+          upload.tail = setTimeout(() => upload.refuse(formTailTimeout(formTailMs)), formTailMs).unref();
+          done(null, s as Partial<Express.Multer.File>);
+        },
         (err) => {
           done(err);
           upload.refuse(err);
@@ -131,6 +137,7 @@ export function uploadMiddleware(documents: DocumentsService, maxBytes: number):
     const answer = async (err?: unknown) => {
       if (answered) return;
       answered = true;
+      clearTimeout(upload.tail);
       // When the file stream fails (a body cut short), multer reports at once, not waiting for the engine; the
       // driver may still be discarding what it received. Answer only once it has, so an error means nothing kept.
       await upload.storing;
@@ -190,6 +197,10 @@ function toUploadError(err: unknown, maxBytes: number): unknown {
 function unexpectedFile(err: multer.MulterError): string | undefined {
   if (err.code !== 'LIMIT_UNEXPECTED_FILE' || !err.field || err.field === 'file') return undefined;
   return `Send the file in the form field "file", not ${JSON.stringify(err.field)}`;
+}
+
+function formTailTimeout(ms: number): AppError {
+  return new AppError('REQUEST_TIMEOUT', 408, `The form did not end within ${ms / 1000} s of its file: send the other fields with it, not after a pause`);
 }
 
 function tooLarge(maxBytes: number, cause?: unknown): PayloadTooLargeError {

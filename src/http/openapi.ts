@@ -394,7 +394,11 @@ export const openApiDocument: Json = {
           ),
           '401': unauthorized,
           '404': customerNotFound,
-          '408': slowBody,
+          '408': errorResponse(
+            'The body came too slowly (as for any body), or the form\'s other fields did not follow its file within 60 s. ' +
+              'The connection is closed; nothing is kept.',
+            ['REQUEST_TIMEOUT'],
+          ),
           '413': errorResponse(
             'The file is larger than MAX_UPLOAD_SIZE; nothing of it is kept. Sent as soon as that is known, with ' +
               'Connection: close; the rest of the body is read into nothing for up to 10 s, so that a client still sending sees the answer.',

@@ -6,6 +6,13 @@ import type { ByteRange, StoredObject } from '../storage';
 import { contentDisposition } from './content-disposition';
 import { MINIMUM_RATE, type MinimumRate, watchRate } from './rate';
 
+/**
+ * Responses whose every byte has been handed to the connection: complete when the client closes it before 'finish'
+ * (one that closes the moment it has them all), and logged so (app.ts), where pino-http would say "request aborted".
+ * pino-http logs at 'close', before the pipeline below reports the early close, so this is marked as bytes go out.
+ */
+export const sentWhole = new WeakSet<object>();
+
 export interface FileToSend {
   fileName: string;
   mimeType: string;
@@ -108,7 +115,11 @@ export async function sendFile(
   });
   try {
     const piped = pipeline(obj.body, res);
-    obj.body.on('data', (chunk: Buffer) => (sent += chunk.length));
+    obj.body.on('data', (chunk: Buffer) => {
+      // After the pipeline's own listener has written the chunk to the response.
+      sent += chunk.length;
+      if (sent === length) sentWhole.add(res);
+    });
     await piped;
   } catch (err) {
     // A client that closes the moment it has every byte can do so before the response reports 'finish': not a

@@ -72,6 +72,19 @@ export class StorageUnavailableError extends ServiceUnavailableError {
 }
 
 /**
+ * The store answered and refused this service (no such bucket, a wrong endpoint or region, a key it does not know,
+ * a secret that does not sign: s3.ts's REFUSALS): a configuration to fix, not an outage to wait out. Requests see it
+ * as STORAGE_UNAVAILABLE; the service refuses to start on it (storage/startup-check.ts).
+ */
+export class StorageRefusedError extends StorageUnavailableError {
+  constructor(cause: unknown) {
+    super(cause);
+    this.message =
+      'S3 refuses this service: check AWS_S3_BUCKET_NAME, AWS_REGION (or AWS_S3_ENDPOINT) and the credentials (S3_SETUP_GUIDE.md)';
+  }
+}
+
+/**
  * The store is busy, not down: the room this service keeps for its work with the store (memory for upload parts,
  * connections for downloads) stayed taken for QUEUE_TIMEOUT. Nothing of the request was stored; it may be retried.
  */

@@ -19,6 +19,7 @@ import {
   type StorageDriver,
   StorageNotFoundError,
   type StoredObject,
+  StorageRefusedError,
   StorageUnavailableError,
   resolveRange,
 } from './driver';
@@ -205,7 +206,7 @@ export class S3Driver implements StorageDriver {
       const prefix = this.options.prefix ? `${this.options.prefix}/` : undefined;
       await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 }));
     } catch (err) {
-      throw new StorageUnavailableError(err);
+      throw isRefusal(err) ? new StorageRefusedError(err) : new StorageUnavailableError(err);
     }
   }
 
@@ -281,6 +282,26 @@ function errorName(err: unknown): string | undefined {
  */
 function isNotFound(err: unknown): boolean {
   return statusOf(err) === 404 && errorName(err) !== 'NoSuchBucket';
+}
+
+/**
+ * S3's answers to a listing that name a configuration no wait will change: the bucket (no such bucket, or its name
+ * invalid), the region or endpoint (the SDK follows AWS's redirects itself; a store that does not, or an
+ * authorization scoped to the wrong region), the credentials (a key S3 does not know, a secret that does not sign).
+ * Not AccessDenied: a policy without s3:ListBucket still lets uploads through (S3_SETUP_GUIDE.md grants it, and
+ * /ready reports it), and a new policy takes a moment to apply. Timeouts, resets, 5xx and 429 are an outage.
+ */
+const REFUSALS = new Set([
+  'NoSuchBucket',
+  'InvalidBucketName',
+  'PermanentRedirect',
+  'AuthorizationHeaderMalformed',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+]);
+
+function isRefusal(err: unknown): boolean {
+  return REFUSALS.has(errorName(err) ?? '');
 }
 
 function statusOf(err: unknown): number | undefined {

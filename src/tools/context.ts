@@ -1,3 +1,4 @@
+import path from 'node:path';
 import dotenv from 'dotenv';
 import pino from 'pino';
 import { type Config, ConfigError, loadConfig } from '../config';
@@ -58,7 +59,7 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
     }
   } catch (err) {
     if (!options.db) await db.close();
-    throw err;
+    throw refusal(err, config) ?? err;
   }
   const storage = createStorage(config);
   const deletions = new FileDeletions({ db, storage, logger });
@@ -73,6 +74,33 @@ export async function openToolContext(options: { env?: NodeJS.ProcessEnv; db?: D
       if (!options.db) await db.close();
     },
   };
+}
+
+/**
+ * The database a tool reads, as ops would recognise it, without the password: the one thing to check before
+ * trusting a report of files that no row claims.
+ */
+export function describeDatabase(config: Config): string {
+  if (!config.database.url) return `the embedded PGlite in ${path.resolve(config.database.pgliteDataDir)}`;
+  const url = new URL(config.database.url);
+  return `${url.protocol}//${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}`;
+}
+
+/** Where a tool looks, in one line: its database and stores. */
+export function describeTarget(config: Config): string {
+  const s3 = config.storage.s3;
+  const stores = [`UPLOAD_DIR ${config.storage.uploadDir}`, ...(s3 ? [`s3://${s3.bucket}/${s3.prefix ? `${s3.prefix}/` : ''}${s3.endpoint ? ` at ${s3.endpoint}` : ''}`] : [])];
+  return `database ${describeDatabase(config)}; ${stores.join(', ')}`;
+}
+
+/**
+ * A database that refuses the tool for good (no such database, wrong password, no permission) is a configuration
+ * error, exit code 2 with one line, as for the service; one that does not answer is not (exit code 1: try again).
+ */
+function refusal(err: unknown, config: Config): ToolError | undefined {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== 'string' || !['3D000', '28000', '28P01', '42501'].includes(code)) return undefined;
+  return new ToolError(`The database refused this tool (${describeDatabase(config)}): ${(err as Error).message}. Check DATABASE_URL.`);
 }
 
 /** What to set when a tool needs S3 and it is not configured. */

@@ -2,10 +2,8 @@ import { parseArgs } from 'node:util';
 import bytes from 'bytes';
 import { MOVE_LOCK } from '../documents/locks';
 import { moveToS3, S3NotAnswering } from '../documents/mover';
-import { isValidKey } from '../storage';
-import * as repo from '../documents/repository';
-import type { DocumentRow } from '../documents/document';
-import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
+import { describeTarget, HelpRequested, openToolContext, type ToolContext, ToolError } from './context';
+import { dryRun, localRows, requireS3, whyMissing } from './dry-run';
 import { Progress } from './progress';
 import { runTool, type Output } from './run';
 
@@ -16,12 +14,11 @@ Moves every document stored on local disk (UPLOAD_DIR) to the configured S3 buck
 (Ctrl-C, kill -9) and start again. On Postgres the service can keep running meanwhile; the embedded database
 (no DATABASE_URL) serves one process, so stop the service first.
 
-  --dry-run          list what would move, and the total size; change nothing
+  --dry-run          list what would move (sizes on disk, the total) and what would not; change nothing
   --concurrency N    files moved at once (default 4)
   --keep-local       keep the local files after the move
 `;
 
-const PAGE = 200;
 /** Without a terminal: one progress line per this many files. */
 const LOG_EVERY = 100;
 
@@ -64,31 +61,6 @@ export function parseMigrateArgs(argv: string[]): MigrateOptions {
     throw new ToolError('--concurrency accepts a whole number from 1 to 64');
   }
   return { dryRun: values['dry-run'], concurrency, keepLocal: values['keep-local'] };
-}
-
-/** The rows stored locally, page by page in id order: never the whole table in memory. */
-async function* localRows(ctx: ToolContext): AsyncGenerator<DocumentRow> {
-  for (let after = 0; ; ) {
-    const rows = await repo.listLocalDocuments(ctx.db, after, PAGE);
-    if (rows.length === 0) return;
-    yield* rows;
-    after = rows[rows.length - 1].id;
-  }
-}
-
-export async function dryRun(ctx: ToolContext, out: Output): Promise<{ files: number; bytes: number }> {
-  // As the real run would refuse: a dry run that passes promises a run that can start.
-  requireS3(ctx);
-  let files = 0;
-  let total = 0;
-  for await (const row of localRows(ctx)) {
-    const size = row.size === null ? 0 : Number(row.size);
-    files++;
-    total += size;
-    out.line(`would move document ${row.id} (customer ${row.customer_id}, ${row.stored_file_name}, ${bytes.format(size)})`);
-  }
-  out.line(`${files} files, ${bytes.format(total)} in all, would move to S3 bucket ${ctx.config.storage.s3?.bucket}`);
-  return { files, bytes: total };
 }
 
 /**
@@ -187,19 +159,11 @@ function describe(err: unknown): string {
 /** 1 when any file failed or the run stopped before the end (S3 down, Ctrl-C): the next run has work left. */
 export const exitCodeOf = (summary: MigrateSummary): number => (summary.failedCount > 0 || summary.stopped ? 1 : 0);
 
-function requireS3(ctx: ToolContext): void {
-  if (!ctx.storage.s3) throw new ToolError(`S3 is not configured: ${S3_NEEDED}`);
-}
-
-function whyMissing(name: string | null): string {
-  if (!name) return 'its file_path names no file';
-  return isValidKey(name) ? `no local file ${name}` : `its file ${JSON.stringify(name)} has a name no store may use (served as missing)`;
-}
-
 async function main(argv: string[], out: Output, signal: AbortSignal): Promise<number> {
   const options = parseMigrateArgs(argv);
   const ctx = await openToolContext();
   try {
+    out.line(describeTarget(ctx.config));
     if (options.dryRun) {
       await dryRun(ctx, out);
       return 0;

@@ -1,34 +1,36 @@
 import { parseArgs } from 'node:util';
-import type { StorageName } from '../config';
 import { type DocumentRow, namesSameFile, storageKeyOf } from '../documents/document';
 import { digestOf } from '../documents/digest';
-import { isStoredFileName } from '../documents/file-name';
 import { fileInFolderOf, fileInFolderProblem } from '../documents/legacy-path';
-import { isValidKey, StorageNotFoundError } from '../storage';
-import { HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
-import { listBucket, type Listed, walkLocal } from './listings';
-import { claimOf, namesIn, rowsNaming } from './orphans';
+import { StorageNotFoundError } from '../storage';
+import { describeTarget, HelpRequested, openToolContext, S3_NEEDED, type ToolContext, ToolError } from './context';
 import { runTool, type Output } from './run';
+import { findUnclaimed } from './unclaimed';
 
-const USAGE = `Usage: npm run storage:verify -- [--deep] [--fix]
+const USAGE = `Usage: npm run storage:verify -- [--deep] [--fix [--force]]
 
 Checks every document row against storage (its file exists, its size matches; --deep also reads and hashes it) and
 lists stored files and objects (under AWS_S3_PREFIX) that no row claims. Exit code 1 when anything is wrong.
 
   --deep   read every file and compare its sha256 with the row's
-  --fix    remove unclaimed files older than an hour, and fill in missing sha256 values
+  --fix    remove unclaimed files older than an hour, and fill in missing sha256 values; each is looked at again
+           first, a grace after it was listed (about 3 minutes), once no upload can be about to record it;
+           nothing is removed from a store where more than a tenth of the files are no row's (a wrong database?)
+  --force  with --fix: remove them even then
 `;
 
 const PAGE = 500;
 const CONCURRENCY = 8;
-/** An unclaimed file younger than this may be an upload whose row is about to be written: never removed. */
-const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
 
 export interface VerifyOptions {
   deep: boolean;
   fix: boolean;
   /** Unclaimed files younger than this are reported, never removed (tests shorten it). */
   orphanMinAgeMs?: number;
+  /** How long a file to remove is held before it is looked at again and removed (removals.ts; tests shorten it). */
+  removalGraceMs?: number;
+  /** Remove even from a store where more than a tenth of the files are no row's. */
+  force?: boolean;
 }
 
 export interface VerifyReport {
@@ -45,10 +47,16 @@ export interface VerifyReport {
 export function parseVerifyArgs(argv: string[]): VerifyOptions {
   const { values } = parseArgs({
     args: argv,
-    options: { deep: { type: 'boolean', default: false }, fix: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+    options: {
+      deep: { type: 'boolean', default: false },
+      fix: { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
   });
   if (values.help) throw new HelpRequested(USAGE);
-  return { deep: values.deep, fix: values.fix };
+  if (values.force && !values.fix) throw new ToolError('--force goes with --fix: it lets --fix remove files from a store where many are no row\'s');
+  return { deep: values.deep, fix: values.fix, force: values.force };
 }
 
 export async function verifyStorage(ctx: ToolContext, options: VerifyOptions, out: Output): Promise<VerifyReport> {
@@ -59,13 +67,7 @@ export async function verifyStorage(ctx: ToolContext, options: VerifyOptions, ou
   }
   const report: VerifyReport = { rows: 0, problems: 0, orphans: 0, removed: 0, hashed: 0 };
   await checkRows(ctx, options, out, report);
-  // The embedded database's files, should PGLITE_DATA_DIR lie inside UPLOAD_DIR (one volume for both), are no
-  // document's: never listed, let alone removed.
-  const pglite = ctx.config.database.pgliteDataDir;
-  await findOrphans(ctx, options, out, report, 'local', walkLocal(ctx.config.storage.uploadDir, new Set([pglite, `${pglite}.lock`])));
-  if (ctx.storage.s3 && ctx.config.storage.s3) {
-    await findOrphans(ctx, options, out, report, 's3', listBucket(ctx.storage.s3.client, ctx.config.storage.s3.bucket, ctx.config.storage.s3.prefix));
-  }
+  await findUnclaimed(ctx, options, out, report);
   const unfixed = report.orphans - report.removed;
   out.line(
     `${report.rows} documents checked: ${report.problems} with a problem; ${report.orphans} unclaimed files` +
@@ -158,69 +160,11 @@ async function checkFile(ctx: ToolContext, options: VerifyOptions, row: Document
   }
 }
 
-/**
- * Streams a store's listing in batches and asks the database which of each batch a row claims (by the stored names
- * a key can hold, which are indexed, then by exact key: orphans.ts): a million files never sit in memory at once.
- */
-async function findOrphans(
-  ctx: ToolContext,
-  options: VerifyOptions,
-  out: Output,
-  report: VerifyReport,
-  storage: StorageName,
-  listing: AsyncGenerator<Listed>,
-): Promise<void> {
-  const s3Prefix = ctx.config.storage.s3?.prefix;
-  let batch: Listed[] = [];
-  const flush = async () => {
-    const rows = await rowsNaming(ctx.db, batch.flatMap((f) => namesIn(f.key)));
-    for (const file of batch) {
-      const claim = claimOf(storage, file, rows, s3Prefix);
-      if (claim === 'claimed') continue;
-      if (claim === 'named') {
-        // Never removed; a row that misses it is reported above.
-        out.line(`KEPT ${storage}:${file.key}: no row's file, but a row names a file of this name`);
-        continue;
-      }
-      if (storage === 'local' && file.key.includes('/')) {
-        // A document's local file lies at the top of UPLOAD_DIR, named by its stored name; a file in a folder there
-        // is someone else's (another program's data on a shared volume): named, never removed, not an orphan.
-        out.line(`KEPT local:${file.key}: in a folder, where no document is stored`);
-        continue;
-      }
-      if (storage === 'local' && !isStoredFileName(file.key)) {
-        // Not a name this service gives: the old CRM's (UPLOAD_DIR is its uploads folder), or another program's. A
-        // crash leaves only files this service named; the bucket's prefix, by contrast, is the service's alone.
-        out.line(`KEPT local:${file.key}: no row's file, and not named as this service names its files`);
-        continue;
-      }
-      report.orphans++;
-      const old = Date.now() - file.modified.getTime() > (options.orphanMinAgeMs ?? ORPHAN_MIN_AGE_MS);
-      // With rows missing their files, UPLOAD_DIR or the prefix may be wrong: then nothing is removed.
-      const removable = options.fix && old && report.problems === 0 && isValidKey(file.key);
-      // Asked again right before the removal: a row written since the batch was read keeps its file.
-      if (removable && claimOf(storage, file, await rowsNaming(ctx.db, namesIn(file.key)), s3Prefix) === undefined) {
-        await ctx.storage.driver(storage).delete(file.key);
-        report.removed++;
-        out.line(`REMOVED unclaimed ${storage}:${file.key}`);
-      } else {
-        const why = !options.fix ? '' : !old ? ' (younger than an hour: kept)' : report.problems > 0 ? ' (kept: documents are missing their files)' : ' (kept)';
-        out.line(`UNCLAIMED ${storage}:${file.key}${why}`);
-      }
-    }
-    batch = [];
-  };
-  for await (const file of listing) {
-    batch.push(file);
-    if (batch.length >= 1_000) await flush();
-  }
-  if (batch.length > 0) await flush();
-}
-
 async function main(argv: string[], out: Output): Promise<number> {
   const options = parseVerifyArgs(argv);
   const ctx = await openToolContext();
   try {
+    out.line(describeTarget(ctx.config));
     const report = await verifyStorage(ctx, options, out);
     return report.problems > 0 || report.orphans > report.removed ? 1 : 0;
   } finally {

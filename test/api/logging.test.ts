@@ -1,7 +1,10 @@
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { DeleteBucketCommand } from '@aws-sdk/client-s3';
 import type { Express } from 'express';
 import supertest from 'supertest';
 import { createApp } from '../../src/app';
@@ -47,11 +50,13 @@ test('request logs carry a request id, and never a bearer token or an S3 secret'
   const database = await createTestDb();
   const s3 = await startS3();
   try {
-    // A secret of its own (s3rver accepts any), and a bucket that does not exist: every S3 call fails and its SDK
-    // error is logged, so a secret carried by the client into an error would show in a line.
+    // A secret of its own (s3rver accepts any), and a bucket removed once the service has started (it refuses to
+    // start without one): every S3 call fails and its SDK error is logged, so a secret carried by the client into
+    // an error would show in a line.
     const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'logging-uploads-'));
-    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', API_TOKENS: TOKEN, UPLOAD_DIR: uploadDir, ...s3.env, AWS_S3_BUCKET_NAME: 'no-such-bucket', AWS_SECRET_ACCESS_KEY: S3_SECRET });
+    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', API_TOKENS: TOKEN, UPLOAD_DIR: uploadDir, ...s3.env, AWS_SECRET_ACCESS_KEY: S3_SECRET });
     const service = await startService(config, logger, { db: database.db });
+    await s3.client.send(new DeleteBucketCommand({ Bucket: s3.config.bucket }));
     try {
       const http = supertest(`http://127.0.0.1:${service.port}`);
       const ok = await http.get('/api/customers').set('Authorization', `Bearer ${TOKEN}`);
@@ -66,6 +71,13 @@ test('request logs carry a request id, and never a bearer token or an S3 secret'
       expect(requests).toHaveLength(2);
       expect(requests[0].req.id).toBe(ok.headers['x-request-id']);
       expect(requests[0].req.headers.authorization).toBe('[redacted]');
+      // A client that puts credentials in the URL (the service reads none there) gets its 401, and they are not logged.
+      const inUrl = await http.get(`/api/customers?access_token=${TOKEN}&password=hunter2-secret&page=2`);
+      expect(inUrl.status).toBe(401);
+      await eventually(() => lines.some((l) => l.includes(inUrl.headers['x-request-id'])), 2_000, 'the request logged');
+      const logged = lines.map((l) => JSON.parse(l)).find((l) => l.req?.id === inUrl.headers['x-request-id']);
+      expect(logged.req.url).toBe('/api/customers?access_token=[redacted]&password=[redacted]&page=2');
+      expect(lines.join('\n')).not.toContain('hunter2-secret');
       const auth = { Authorization: `Bearer ${TOKEN}` };
       const customer = await http.post('/api/customers').set(auth).send({ name: 'Logged' });
       const upload = await http.post(`/api/customers/${customer.body.id}/documents`).set(auth).attach('file', Buffer.from('hello\n'), 'a.txt');
@@ -123,6 +135,42 @@ test('a line a service writes while handling a request carries that request id',
     expect(res.status).toBe(404);
     const warning = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'the file of a document is missing');
     expect(warning).toMatchObject({ requestId: res.headers['x-request-id'], documentId: doc.body.id });
+  });
+});
+
+test('a download whose client closes the moment it has every byte is logged as completed, not aborted', async () => {
+  await withLoggedApp('info', async (dir) => dir, async ({ app, lines }) => {
+    const customer = (await supertest(app).post('/api/customers').send({ name: 'Logged' })).body.id;
+    const doc = await supertest(app).post(`/api/customers/${customer}/documents`).attach('file', Buffer.from('hello world\n'), 'a.txt');
+    const server = app.listen(0);
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    try {
+      // As curl does: read to the end of Content-Length, then close, before the server has seen its own 'finish'.
+      const download = () =>
+        new Promise<void>((resolve, reject) => {
+          const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET ${doc.headers.location}/download HTTP/1.1\r\nHost: x\r\n\r\n`));
+          let received = '';
+          socket.on('data', (chunk) => {
+            received += chunk.toString('latin1');
+            const head = received.indexOf('\r\n\r\n');
+            const length = Number(/content-length: (\d+)/i.exec(received)?.[1]);
+            if (head !== -1 && received.length - head - 4 >= length) {
+              socket.destroy();
+              resolve();
+            }
+          });
+          socket.on('error', reject);
+        });
+      for (let i = 0; i < 40; i++) await download();
+      await eventually(() => logged().length === 40, 5_000, 'every download logged');
+      expect(new Set(logged().map((l) => l.msg))).toEqual(new Set(['request completed']));
+    } finally {
+      server.close();
+    }
+    function logged() {
+      return lines.map((l) => JSON.parse(l)).filter((l) => l.req?.url?.endsWith('/download'));
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { startTestApp, type TestApp } from '../helpers/app';
 import { logLines } from '../helpers/logs';
 import { files } from '../helpers/files';
 import { sha256 } from '../helpers/streams';
-import { streamUpload } from '../helpers/upload';
+import { uploadAcrossCustomerDelete } from '../helpers/upload';
 
 const MB = 1024 * 1024;
 
@@ -126,13 +126,7 @@ describe.each(['local', 's3'] as const)('concurrent deletes on %s', (storage) =>
   });
 
   test('invariant: an upload to a customer deleted while it streams is refused (404) and keeps nothing', async () => {
-    const other = (await t.request().post('/api/customers').send({ name: 'Leaving Soon' })).body.id;
-    const upload = streamUpload({ port, path: `/api/customers/${other}/documents`, size: 3 * MB, chunkSize: 128 * 1024 });
-    await upload.reached(1 * MB);
-    upload.pause();
-    expect((await t.request().delete(`/api/customers/${other}`)).status).toBe(204);
-    upload.resume();
-    const res = await upload.response;
+    const res = await uploadAcrossCustomerDelete(() => t.request(), port);
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('CUSTOMER_NOT_FOUND');
     await t.settle();

@@ -6,14 +6,16 @@ import { loadConfig } from '../../src/config';
 import { enqueueFileDeletions, FileDeletions } from '../../src/documents/deletions';
 import { MOVE_LOCK } from '../../src/documents/locks';
 import { startService } from '../../src/server';
+import { explain } from '../../src/errors';
+import { StorageRefusedError } from '../../src/storage';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { logger, startTestApp, type TestApp } from '../helpers/app';
 import { createTestDb } from '../helpers/db';
 import { startS3 } from '../helpers/s3';
 import { files } from '../helpers/files';
 import { readAll, sha256 } from '../helpers/streams';
-import { streamUpload } from '../helpers/upload';
+import { streamUpload, uploadAcrossCustomerDelete } from '../helpers/upload';
 import { eventually } from '../helpers/wait';
 
 const MB = 1024 * 1024;
@@ -163,6 +165,47 @@ describe('S3 outages', () => {
     }
   });
 
+  test('invariant: with S3_FALLBACK=fail, an upload S3 stored but whose answer was lost is a 503, and its object goes once S3 answers again', async () => {
+    const strict = await startTestApp({ storage: 's3', env: { S3_FALLBACK: 'fail' } });
+    try {
+      const id = (await strict.request().post('/api/customers').send({ name: 'Strict AG' })).body.id;
+      const proxy = strict.s3!.proxy;
+      // S3 has stored the object when it answers; the answer never arrives, and S3 is gone for the retries.
+      let wentDown = Promise.resolve();
+      proxy.tamper((chunk) => {
+        if (!chunk.toString('latin1').startsWith('HTTP/1.1 200')) return chunk;
+        proxy.tamper();
+        wentDown = proxy.down();
+        return Buffer.alloc(0);
+      });
+      const res = await strict.request().post(`/api/customers/${id}/documents`).attach('file', files.pdf(20_000), 'a.pdf');
+      expect(res.status).toBe(503);
+      expect(await strict.services.deletions.pending()).toBe(1);
+
+      await wentDown;
+      await proxy.up();
+      expect(await strict.storedFiles()).toHaveLength(1);
+      expect(await strict.services.deletions.runDue()).toEqual({ removed: 1, failed: 0 });
+      expect(await strict.storedFiles()).toEqual([]);
+      expect((await strict.request().get(`/api/customers/${id}/documents`)).body.documents).toEqual([]);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  test('invariant: an upload kept on disk while S3 is down, its customer deleted meanwhile: 404, and the key S3 may hold goes once S3 answers', async () => {
+    await t.s3!.down();
+    const res = await uploadAcrossCustomerDelete(() => t.request(), port);
+    expect(res.status).toBe(404);
+    await t.settle();
+    // The local file is gone; S3 failed the upload, but may have stored it without answering: queued.
+    expect(await t.storedFiles({ localOnly: true })).toEqual([]);
+    expect(await queued()).toBe(1);
+    await t.s3!.up();
+    expect(await t.services.deletions.runDue()).toEqual({ removed: 1, failed: 0 });
+    expect(await t.storedFiles()).toEqual([]);
+  });
+
   test('invariant: a sync cut off after its copy, or two instances syncing at once, end with one row on one S3 object and no local copy', async () => {
     await t.s3!.down();
     const docs = [];
@@ -284,3 +327,65 @@ describe('the background job in a running service', () => {
     }
   });
 });
+
+describe('a store that refuses the service at startup', () => {
+  let database: Awaited<ReturnType<typeof createTestDb>>;
+  let s3: Awaited<ReturnType<typeof startS3>>;
+  let uploadDir: string;
+  beforeAll(async () => {
+    database = await createTestDb();
+    s3 = await startS3();
+    uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
+  });
+  afterAll(async () => {
+    await s3.stop();
+    await database.close();
+    await fs.rm(uploadDir, { recursive: true, force: true });
+  });
+  const start = (env: Record<string, string>) =>
+    startService(loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: uploadDir, ...s3.env, ...env }), logger, { db: database.db, startupRechecksMs: [50, 50] });
+
+  // Taken for an outage, the deploy would go live "degraded", its uploads kept on a disk the next deploy replaces.
+  test.each([
+    ['no such bucket', { AWS_S3_BUCKET_NAME: 'no-such-bucket' }, /NoSuchBucket|does not exist/],
+    ['credentials S3 does not know', { AWS_ACCESS_KEY_ID: 'AKIAUNKNOWN', AWS_SECRET_ACCESS_KEY: 'not-the-secret' }, /InvalidAccessKeyId|does not exist in our records/],
+  ])('%s: the start fails, saying what to check', async (_what, env, cause) => {
+    const failed = await start(env).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failed).toBeInstanceOf(StorageRefusedError);
+    expect(explain(failed)).toMatch(/^S3 refuses this service: check AWS_S3_BUCKET_NAME, AWS_REGION \(or AWS_S3_ENDPOINT\) and the credentials/);
+    expect(explain(failed)).toMatch(cause);
+  });
+
+  test('a bucket made while the service starts (a compose file, an init job): asked again, and the start goes on', async () => {
+    const answered = s3.proxy.bytes.toClient;
+    const starting = startService(
+      loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: uploadDir, ...s3.env, AWS_S3_BUCKET_NAME: 'made-late' }),
+      logger,
+      { db: database.db, startupRechecksMs: [1_000, 1_000] },
+    );
+    // Made once S3 has answered the first check (NoSuchBucket), so that the start goes on only by asking again.
+    await eventually(() => s3.proxy.bytes.toClient > answered, 5_000, 'the first check answered');
+    await s3.client.send(new CreateBucketCommand({ Bucket: 'made-late' }));
+    const service = await starting;
+    await service.close();
+  });
+
+  test('S3 down at startup is an outage, not a refusal: the service starts, degraded', async () => {
+    await s3.down();
+    try {
+      const service = await start({});
+      try {
+        const ready = await supertest(`http://127.0.0.1:${service.port}`).get('/ready');
+        expect(ready.body).toMatchObject({ checks: { storage: 'degraded' } });
+      } finally {
+        await service.close();
+      }
+    } finally {
+      await s3.up();
+    }
+  });
+});
+

@@ -102,7 +102,7 @@ describe('a shared file of the old CRM, one row deleted while the other moves to
     const stray = s3KeyFor(f.ctx.config.storage.s3!.prefix, 2, moved.stored_file_name!);
     await f.ctx.storage.s3!.put(stray, Readable.from([first.content!]), { contentType: 'application/pdf' });
     f.out.lines.length = 0;
-    const report = await verifyStorage(f.ctx, { deep: false, fix: true, orphanMinAgeMs: 0 }, f.out);
+    const report = await verifyStorage(f.ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force: true }, f.out);
     expect(f.out.lines).toContain(`REMOVED unclaimed s3:${stray}`);
     expect(report).toMatchObject({ problems: 0, orphans: 1, removed: 1 });
     expect(await f.ctx.storage.s3!.stat(moved.file_path)).toMatchObject({ size: first.content!.length });

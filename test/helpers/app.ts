@@ -41,7 +41,7 @@ export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
 /** The real app on a database and storage of its own: local disk, or an in-process S3 server. */
 export async function startTestApp(
-  options: { storage?: 'local' | 's3'; env?: Record<string, string>; database?: TestDb; bodyRate?: MinimumRate; sendRate?: MinimumRate; logger?: Logger } = {},
+  options: { storage?: 'local' | 's3'; env?: Record<string, string>; database?: TestDb; bodyRate?: MinimumRate; sendRate?: MinimumRate; formTailMs?: number; logger?: Logger } = {},
 ): Promise<TestApp> {
   const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
   const s3 = options.storage === 's3' ? await startS3() : undefined;
@@ -54,7 +54,7 @@ export async function startTestApp(
   // Deletions that fail are retried at once when a test runs the queue, not after a backoff.
   const log = options.logger ?? logger;
   const services = createServices({ config, db: database.db, storage, logger: log, metrics }, { deletions: { retryBaseMs: 0 } });
-  const app = createApp({ config, db: database.db, storage, logger: log, services, bodyRate: options.bodyRate, sendRate: options.sendRate });
+  const app = createApp({ config, db: database.db, storage, logger: log, services, bodyRate: options.bodyRate, sendRate: options.sendRate, formTailMs: options.formTailMs });
   let server: Server | undefined;
   return {
     app,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { EventEmitter, once } from 'node:events';
+import type supertest from 'supertest';
 import { untilDrained } from '../../src/streams';
 
 export interface StreamingUploadResult {
@@ -122,3 +123,20 @@ export function streamUpload(options: {
     sha256,
   };
 }
+
+/**
+ * An upload to a customer of its own, who is deleted while the file streams (paused at 1 MB of 3): the upload's
+ * answer. `api` is the service's supertest client.
+ */
+export async function uploadAcrossCustomerDelete(api: () => supertest.Agent, port: number): Promise<StreamingUploadResult> {
+  const customer = (await api().post('/api/customers').send({ name: 'Leaving Soon' })).body.id as number;
+  const MB = 1024 * 1024;
+  const upload = streamUpload({ port, path: `/api/customers/${customer}/documents`, size: 3 * MB, chunkSize: 128 * 1024 });
+  await upload.reached(1 * MB);
+  upload.pause();
+  const deleted = await api().delete(`/api/customers/${customer}`);
+  if (deleted.status !== 204) throw new Error(`the customer's delete answered ${deleted.status}`);
+  upload.resume();
+  return upload.response;
+}
+

@@ -19,6 +19,8 @@ describe('the tools as ops run them: exit codes', () => {
   test('0 when there is nothing wrong or nothing to move; 2 with a usage line for a bad argument', async () => {
     const verify = await tool('storage-verify', [], env.env);
     expect(verify.stdout).toMatch(/0 documents checked: 0 with a problem; 0 unclaimed files — storage and database agree/);
+    // First, what it read: a report of files no row claims means little against the wrong database.
+    expect(verify.stdout.split('\n')[0]).toMatch(/^database (postgres:\/\/\S+@127\.0\.0\.1:\d+\/\w+|the embedded PGlite in \/\S+); UPLOAD_DIR \/\S+, s3:\/\/\S+ at http/);
     expect(verify.code).toBe(0);
     const migrate = await tool('storage-migrate', [], env.env);
     expect(migrate.stdout).toMatch(/^moved 0 files/m);
@@ -43,7 +45,7 @@ describe('the tools as ops run them: exit codes', () => {
     }
   }, 60_000);
 
-  test('--help: the usage on stdout, 0; an unknown option: 2, one line; no database: 1, with the reason, no stack', async () => {
+  test('--help: the usage on stdout, 0; an unknown option: 2, one line; no database: 1, with the reason, no stack; a database that refuses: 2', async () => {
     const help = await tool('storage-verify', ['--help'], env.env);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: npm run storage:verify/);
@@ -54,6 +56,16 @@ describe('the tools as ops run them: exit codes', () => {
     const away = await tool('storage-verify', [], { ...rest, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
     expect(away.code).toBe(1);
     expect(away.stderr.trim()).toBe('The database is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:1');
+    if (process.env.DATABASE_URL) {
+      // A database that answers but refuses for good is a configuration error: 2, one line, naming what was read.
+      const url = new URL(process.env.DATABASE_URL);
+      url.pathname = '/no_such_database';
+      const wrong = await tool('storage-verify', [], { ...rest, DATABASE_URL: url.href });
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr.trim()).toBe(
+        `The database refused this tool (postgres://${url.username}@${url.host}/no_such_database): database "no_such_database" does not exist. Check DATABASE_URL.`,
+      );
+    }
   }, 60_000);
 
   test('a database the service has not upgraded (a wrong DATABASE_URL, the CRM before its first start): 2, and its schema untouched', async () => {

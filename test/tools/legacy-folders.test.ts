@@ -88,7 +88,7 @@ describe('old CRM rows whose files lie in folders of UPLOAD_DIR', () => {
     // Their objects lie in folders of the customer's (customer-documents/1/1/notes-x.txt): --fix, the next step
     // README gives, finds each one's row by its whole stored name and removes none.
     f.out.lines.length = 0;
-    expect(await verifyStorage(f.ctx, { deep: false, fix: true, orphanMinAgeMs: 0 }, f.out)).toMatchObject({ problems: 0, orphans: 0, removed: 0 });
+    expect(await verifyStorage(f.ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force: true }, f.out)).toMatchObject({ problems: 0, orphans: 0, removed: 0 });
     expect(f.out.lines.filter((l) => /REMOVED|UNCLAIMED|\/notes-x/.test(l))).toEqual([]);
     for (const row of rows) expect(await download(row)).toEqual(row.content);
   });
@@ -98,7 +98,7 @@ describe('old CRM rows whose files lie in folders of UPLOAD_DIR', () => {
     for (const row of [first, second]) {
       await f.database.db.query('UPDATE customer_documents SET stored_file_name = $2 WHERE id = $1', [row.id, row.filePath.replace(/^uploads\//, '')]);
     }
-    expect(await verifyStorage(f.ctx, { deep: true, fix: true, orphanMinAgeMs: 0 }, f.out)).toMatchObject({ problems: 0, orphans: 0, removed: 0 });
+    expect(await verifyStorage(f.ctx, { deep: true, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force: true }, f.out)).toMatchObject({ problems: 0, orphans: 0, removed: 0 });
     // Each file is its row's, not "kept, in a folder, where no document is stored".
     expect(f.out.lines.filter((l) => l.includes('notes-x'))).toEqual([]);
     for (const row of rows) expect(await download(row)).toEqual(row.content);

@@ -3,11 +3,13 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { s3KeyFor } from '../../src/documents/document';
 import { createPgliteDb } from '../../src/db/pglite';
 import { openToolContext } from '../../src/tools/context';
 import { MOVE_LOCK } from '../../src/documents/locks';
-import { dryRun, exitCodeOf, migrateToS3 } from '../../src/tools/storage-migrate';
+import { dryRun } from '../../src/tools/dry-run';
+import { exitCodeOf, migrateToS3 } from '../../src/tools/storage-migrate';
 import { holdLock } from '../helpers/db';
 import { files } from '../helpers/files';
 import { startServerProcess } from '../helpers/process';
@@ -46,12 +48,18 @@ describe('npm run storage:migrate', () => {
   };
   const lostIds = () => f.legacy.filter((d) => !d.content).map((d) => d.id).sort((a, b) => a - b);
 
-  test('--dry-run lists every local document and the total size, and changes nothing', async () => {
+  test('--dry-run lists every local document with the size of its file, and what the run would not move, and changes nothing', async () => {
+    const scan = f.legacy.find((d) => d.fileName === 'scan.png')!;
+    await f.database.db.query('UPDATE customer_documents SET file_size = 999 WHERE id = $1', [scan.id]); // the real run keeps it local
     const before = await rows();
     const result = await dryRun(f.ctx, f.out);
-    expect(result.files).toBe(f.legacy.length + f.uploaded.length);
+    // The sizes on disk, the NULL size of the old row included, and no size for the files that would not move.
+    const movable = [...f.legacy.filter((d) => d.content && d !== scan), ...f.uploaded];
+    expect(result).toEqual({ files: movable.length, kept: lostIds().length + 1, bytes: movable.reduce((n, d) => n + d.content!.length, 0) });
     expect(f.out.lines.filter((l) => l.startsWith('would move document'))).toHaveLength(result.files);
-    expect(f.out.lines.at(-1)).toMatch(/^8 files, .* in all, would move to S3 bucket test-documents$/);
+    for (const id of lostIds()) expect(f.out.lines).toContainEqual(expect.stringMatching(new RegExp(`^would not move document ${id} \\(customer 2\\): `)));
+    expect(f.out.lines).toContain(`would not move document ${scan.id} (customer 1): its file has ${scan.content!.length} bytes, the row says 999: it would stay local`);
+    expect(f.out.lines.at(-1)).toMatch(/^5 files, .* in all, would move to S3 bucket test-documents; 3 would not \(listed above\)$/);
     expect(await rows()).toEqual(before);
     expect(await objects()).toEqual([]);
   });
@@ -104,6 +112,29 @@ describe('npm run storage:migrate', () => {
     expect(await served()).toEqual(servedBefore);
     expect(await objects()).toHaveLength(5);
     expect(await localFiles()).toEqual([]);
+  });
+
+  test("a copy left on S3 by a move stopped before its switch goes with its document, unless a twin row will move onto it", async () => {
+    // What a SIGKILL between a move's copy and its switch leaves: the object at the row's S3 key, the row still local.
+    const [first, , , , twin] = f.legacy; // one file of customer 1, named by two rows
+    const [uploaded] = f.uploaded;
+    const leftOver = async (id: number) => {
+      const [row] = await f.database.db.query<{ stored_file_name: string }>('SELECT stored_file_name FROM customer_documents WHERE id = $1', [id]);
+      const key = s3KeyFor(f.s3.config.prefix, 1, row.stored_file_name);
+      await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: key, Body: 'a copy' }));
+      return key;
+    };
+    await leftOver(uploaded.id);
+    const sharedCopy = await leftOver(first.id);
+    const deleted = async (id: number) => {
+      expect((await f.app.request().delete(`/api/customers/1/documents/${id}`)).status).toBe(204);
+      await f.app.settle();
+    };
+    await deleted(uploaded.id);
+    await deleted(first.id);
+    expect(await objects()).toEqual([sharedCopy]);
+    await deleted(twin.id);
+    expect(await objects()).toEqual([]);
   });
 
   test('an old CRM row whose type no header can carry still moves (its type is resolved, not copied)', async () => {

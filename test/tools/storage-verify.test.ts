@@ -1,12 +1,20 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { openToolContext, ToolError } from '../../src/tools/context';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { openToolContext, type ToolContext, ToolError } from '../../src/tools/context';
 import { migrateToS3 } from '../../src/tools/storage-migrate';
 import { walkLocal } from '../../src/tools/listings';
-import { verifyStorage } from '../../src/tools/storage-verify';
+import { type VerifyOptions, verifyStorage } from '../../src/tools/storage-verify';
 import { newStoredFileName } from '../../src/documents/file-name';
+import { s3KeyFor } from '../../src/documents/document';
+import { insertDocument } from '../../src/documents/repository';
+import type { Queryable } from '../../src/db';
+import { migrate } from '../../src/db/migrate';
+import { createTestDb } from '../helpers/db';
 import { files } from '../helpers/files';
+import { sha256 } from '../helpers/streams';
+import { eventually } from '../helpers/wait';
 import { createToolFixture, type ToolFixture } from './tool-fixture';
 
 describe('npm run storage:verify', () => {
@@ -16,8 +24,7 @@ describe('npm run storage:verify', () => {
   });
   afterEach(() => f.close());
 
-  const verify = (options: { deep?: boolean; fix?: boolean; orphanMinAgeMs?: number } = {}) =>
-    verifyStorage(f.ctx, { deep: false, fix: false, ...options }, f.out);
+  const verify = (options: Partial<VerifyOptions> = {}) => verifyStorage(f.ctx, { deep: false, fix: false, removalGraceMs: 0, force: true, ...options }, f.out);
   const lostIds = () => f.legacy.filter((d) => !d.content).map((d) => d.id);
 
   test('documents on S3 with S3 not configured: refused with what to set, not a problem per row', async () => {
@@ -161,8 +168,7 @@ describe('npm run storage:verify', () => {
 
 describe('npm run storage:verify --fix never removes a file a row may need', () => {
   let f: ToolFixture;
-  const verify = (options: { deep?: boolean; fix?: boolean; orphanMinAgeMs?: number } = {}) =>
-    verifyStorage(f.ctx, { deep: false, fix: false, ...options }, f.out);
+  const verify = (options: Partial<VerifyOptions> = {}) => verifyStorage(f.ctx, { deep: false, fix: false, removalGraceMs: 0, force: true, ...options }, f.out);
   const lostIds = () => f.legacy.filter((d) => !d.content).map((d) => d.id);
   beforeEach(async () => {
     f = await createToolFixture();
@@ -205,6 +211,59 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
     await expect(fs.stat(misplaced)).resolves.toBeTruthy();
     for (const name of kept.filter((n) => n !== strayName)) await expect(fs.stat(path.join(f.uploadDir, name))).resolves.toBeTruthy();
     await expect(fs.stat(gitkeep)).resolves.toBeTruthy();
+  });
+
+  describe('an upload recorded after its object was listed keeps it (AWS dates a multipart object from its start)', () => {
+    /** The late object's row is written by `recordLate` once the tool waits out its grace (and awaited at the end). */
+    const lateUpload = async (recordLate: (name: string) => Promise<unknown>) => {
+      await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
+      const put = async (name: string) => {
+        const key = s3KeyFor(f.s3.config.prefix, 1, name);
+        await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: key, Body: files.pdf() }));
+        return { name, key };
+      };
+      const late = await put(newStoredFileName('late.pdf'));
+      const orphan = await put(newStoredFileName('orphan.pdf'));
+      // Every object lists as older than the minimum age: a long upload's object in the moment before its INSERT.
+      const verifying = verify({ fix: true, orphanMinAgeMs: 0, removalGraceMs: 2_500 });
+      await eventually(() => f.out.lines.some((l) => /^waiting \d+ s before removing 2 unclaimed files/.test(l)));
+      const recorded = recordLate(late.name);
+      const report = await verifying;
+      await recorded;
+      const exists = (key: string) => f.s3.client.send(new HeadObjectCommand({ Bucket: f.s3.config.bucket, Key: key })).then(() => true, () => false);
+      return { report, late: await exists(late.key), orphan: await exists(orphan.key), lateKey: late.key, orphanKey: orphan.key };
+    };
+    const record = (q: Queryable, name: string) =>
+      insertDocument(q, {
+        customerId: 1, fileName: 'late.pdf', filePath: s3KeyFor(f.s3.config.prefix, 1, name), mimeType: 'application/pdf', size: files.pdf().length,
+        storedFileName: name, storage: 's3', pendingStorage: null, sha256: sha256(files.pdf()), category: null, description: null,
+      });
+    /** The row written in a transaction held open `ms`: an INSERT still running in the database. */
+    const recordHeldOpen = (ms: number) => (name: string) =>
+      f.database.db.transaction(async (tx) => {
+        await record(tx, name);
+        await sleep(ms);
+      });
+
+    test('its row, written during the grace, is found when the tool looks again; a true orphan still goes', async () => {
+      const r = await lateUpload((name) => record(f.database.db, name));
+      expect(r).toMatchObject({ late: true, orphan: false, report: { problems: 0, orphans: 1, removed: 1 } });
+      expect(f.out.lines).toEqual(expect.arrayContaining([`KEPT s3:${r.lateKey}: a row names it now`, `REMOVED unclaimed s3:${r.orphanKey}`]));
+    });
+
+    test('its INSERT, still running in the database when the tool looks again, is waited for', async () => {
+      // Uncommitted until past the grace: the look again comes while it runs, and must wait for it.
+      const r = await lateUpload(recordHeldOpen(3_500));
+      expect(r).toMatchObject({ late: true, orphan: false, report: { orphans: 1, removed: 1 } });
+    });
+
+    // On PGlite a transaction holds the one connection, so the look again simply comes after it.
+    (process.env.DATABASE_URL ? test : test.skip)('writes that go on past three waits of 500 ms: nothing is removed on a guess', async () => {
+      // Past the grace (2.5 s) and three tries a second apart.
+      const r = await lateUpload(recordHeldOpen(7_000));
+      expect(r).toMatchObject({ late: true, orphan: true, report: { orphans: 2, removed: 0 } });
+      expect(f.out.lines).toContain(`UNCLAIMED s3:${r.orphanKey} (kept: writes to the table went on, so no row could be ruled out)`);
+    });
   });
 
   test("the old CRM's other files in its uploads folder (UPLOAD_DIR) are kept: only files named as this service names them are removed", async () => {
@@ -252,7 +311,7 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
       const other = await put('reports/2026-11.csv');
       await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
 
-      const report = await verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0 }, f.out);
+      const report = await verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force: true }, f.out);
       // Nothing to fix, either: the verdict a shared volume's owner can rely on (exit code 0).
       expect(report).toMatchObject({ problems: 0, orphans: 0, removed: 0 });
       expect(f.out.lines.join('\n')).not.toContain('pglite');
@@ -263,3 +322,47 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
     }
   });
 });
+
+describe('npm run storage:verify --fix against the wrong database', () => {
+  let f: ToolFixture;
+  beforeEach(async () => {
+    // Ten documents of the service's own, so that one orphan is less than a tenth of a store.
+    f = await createToolFixture(10);
+    await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [f.legacy.filter((d) => !d.content).map((d) => d.id)]);
+    await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, f.out);
+    f.out.lines.length = 0;
+  });
+  afterEach(() => f.close());
+
+  const keys = async () => ((await f.s3.client.send(new ListObjectsV2Command({ Bucket: f.s3.config.bucket }))).Contents ?? []).map((o) => o.Key!).sort();
+  const fix = (ctx: ToolContext, force = false) => verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force }, f.out);
+
+  test('an empty database the service has upgraded (a staging DATABASE_URL, say): nothing is removed without --force, and the database read is named', async () => {
+    const objects = await keys();
+    const wrong = await createTestDb();
+    await migrate(wrong.db);
+    const ctx = await openToolContext({ env: { NODE_ENV: 'test', UPLOAD_DIR: f.uploadDir, ...f.s3.env }, db: wrong.db, logLevel: 'silent' });
+    try {
+      expect(await fix(ctx)).toMatchObject({ rows: 0, orphans: objects.length, removed: 0 });
+      expect(f.out.lines[0]).toMatch(new RegExp(`^REFUSED to remove from s3: ${objects.length} of its ${objects.length} files are no row's, more than a tenth\\. Is this the service's database \\(.+\\)\\?`));
+      expect(f.out.lines).toContain(`UNCLAIMED s3:${objects[0]} (kept: see REFUSED)`);
+      expect(await keys()).toEqual(objects);
+      // --force is what it says: the objects go.
+      expect(await fix(ctx, true)).toMatchObject({ removed: objects.length });
+      expect(await keys()).toEqual([]);
+    } finally {
+      await ctx.close();
+      await wrong.close();
+    }
+  });
+
+  test("the service's own database with one orphan among its documents: removed without --force", async () => {
+    const orphan = s3KeyFor(f.s3.config.prefix, 1, newStoredFileName('orphan.pdf'));
+    await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: orphan, Body: files.pdf() }));
+    const objects = await keys();
+    expect(objects.length).toBeGreaterThanOrEqual(10);
+    expect(await fix(f.ctx)).toMatchObject({ problems: 0, orphans: 1, removed: 1 });
+    expect(await keys()).toEqual(objects.filter((k) => k !== orphan));
+  });
+});
+
