@@ -17,13 +17,48 @@ export interface ServerProcess {
 
 const ROOT = path.resolve(__dirname, '../..');
 
+/**
+ * A port for a service process, from below the kernel's ephemeral range. A port the OS hands out for `listen(0)` is
+ * free only until the child binds it, seconds later (tsx, the database), and in those seconds every other jest
+ * worker binds ephemeral ports by the hundred (supertest listens on one per request, clients connect from them). One
+ * taken there made the child exit with EADDRINUSE while /health was answered by another worker's app on that port,
+ * and a test went on against a service that was gone. Nothing binds below the ephemeral range unasked: each worker
+ * draws from its own stretch of it, at random, and checks the port is free.
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
+  const worker = Number(process.env.JEST_WORKER_ID ?? 1) % WORKER_STRETCHES;
+  const stretch = Math.floor((ephemeralStart() - LOWEST_PORT) / WORKER_STRETCHES);
+  for (;;) {
+    const port = LOWEST_PORT + worker * stretch + Math.floor(Math.random() * stretch);
+    if (await isFree(port)) return port;
+  }
+}
+
+const LOWEST_PORT = 10_000;
+const WORKER_STRETCHES = 8;
+
+function ephemeralStart(): number {
+  try {
+    const start = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (start > LOWEST_PORT + WORKER_STRETCHES * 100) return start;
+  } catch {
+    // not Linux: the IANA ephemeral range's start
+  }
+  return 49_152;
+}
+
+/** Free on every interface, as the service listens (`server.listen(port)`). */
+async function isFree(port: number): Promise<boolean> {
+  const server = net.createServer();
+  const listening = new Promise<boolean>((resolve) => {
+    server.once('listening', () => resolve(true));
+    server.once('error', () => resolve(false));
+  });
+  server.listen(port);
+  if (!(await listening)) return false;
   server.close();
   await once(server, 'close');
-  return port;
+  return true;
 }
 
 /**
