@@ -50,7 +50,7 @@ export interface DocumentsServiceDeps {
 export class DocumentsService {
   private readonly allowedTypes: ReadonlySet<string>;
   /** Stored uploads whose row may or may not exist: the connection broke during their INSERT. */
-  private readonly unconfirmed: StoredUpload[] = [];
+  private readonly unconfirmed: { customerId: number; stored: StoredUpload }[] = [];
 
   constructor(private readonly deps: DocumentsServiceDeps) {
     this.allowedTypes = new Set(deps.config.uploads.allowedTypes);
@@ -163,7 +163,7 @@ export class DocumentsService {
       if (err instanceof DatabaseUnavailableError && err.maybeApplied) {
         // The INSERT may have committed before the connection broke: removing the file now could leave a row
         // without it. It is removed once the database answers and no row names it (settleUnconfirmed).
-        this.unconfirmed.push(stored);
+        this.unconfirmed.push({ customerId, stored });
         this.deps.logger.warn({ storage: stored.storage, key: stored.key }, 'an upload may or may not have been recorded; its file is kept until the database tells');
         throw err;
       }
@@ -191,15 +191,15 @@ export class DocumentsService {
       named = await this.deps.db.transaction(async (tx) => {
         await repo.awaitDocumentWriters(tx);
         const found: boolean[] = [];
-        for (const stored of pending) found.push(await repo.isStoredFileReferenced(tx, stored));
+        for (const { stored } of pending) found.push(await repo.isStoredFileReferenced(tx, stored));
         return found;
       });
     } catch {
       this.unconfirmed.push(...pending);
       return { kept: 0, removed: 0 };
     }
-    const orphans = pending.filter((_stored, i) => !named[i]);
-    for (const stored of orphans) await this.discard(stored);
+    const orphans = pending.filter((_upload, i) => !named[i]);
+    for (const { customerId, stored } of orphans) await this.discardUpload(customerId, stored);
     return { kept: pending.length - orphans.length, removed: orphans.length };
   }
 

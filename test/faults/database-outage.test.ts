@@ -21,6 +21,8 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
   let t: TestApp;
   let port: number;
   let customerId: number;
+  /** The database through the proxy, as an app of the test's sees it. */
+  let proxied: () => TestDb;
 
   beforeAll(async () => {
     database = await createTestDb();
@@ -28,11 +30,11 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     const url = new URL(database.url!);
     proxy = await startProxy(Number(url.port || 5432), url.hostname);
     url.port = String(proxy.port);
-    const db = createPgDb(url.toString());
-    t = await startTestApp({
-      storage: 'local',
-      database: { db, kind: 'postgres', openAgain: async () => db, close: () => db.close() },
-    });
+    proxied = () => {
+      const db = createPgDb(url.toString());
+      return { db, kind: 'postgres', openAgain: async () => db, close: () => db.close() };
+    };
+    t = await startTestApp({ storage: 'local', database: proxied() });
     port = await t.listen();
     customerId = (await t.request().post('/api/customers').send({ name: 'Offline KG' })).body.id;
   });
@@ -145,6 +147,39 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     await proxy.up();
     expect(await t.services.documents.settleUnconfirmed()).toEqual({ kept: 0, removed: 1 });
     expect(await t.storedFiles()).toEqual(before);
+  });
+
+  test('invariant: an upload kept on disk during an S3 outage whose INSERT was never answered: once no row names it, its file goes, and the key S3 may hold is queued', async () => {
+    const cloudy = await startTestApp({ storage: 's3', database: proxied() });
+    try {
+      const cloudyPort = await cloudy.listen();
+      const id = (await cloudy.request().post('/api/customers').send({ name: 'Stormy AG' })).body.id as number;
+      await cloudy.s3!.down();
+      const upload = streamUpload({ port: cloudyPort, path: `/api/customers/${id}/documents`, size: 4 * MB, chunkSize: 128 * 1024 });
+      await upload.reached(2 * MB);
+      upload.pause();
+      await eventually(async () => (await cloudy.storedFiles({ localOnly: true })).some((f) => f.startsWith('.tmp/')), 5_000, 'upload being stored');
+      // Give the S3 attempt time to fail (refused connections, S3_MAX_ATTEMPTS of them): the upload goes on locally.
+      await new Promise((r) => setTimeout(r, 1_000));
+      proxy.stall();
+      upload.resume();
+      await new Promise((r) => setTimeout(r, 1_000));
+      await proxy.down();
+      expect((await upload.response).status).toBe(503);
+      expect(await cloudy.storedFiles({ localOnly: true })).toHaveLength(1); // kept until the database tells
+      proxy.unstall();
+      await proxy.up();
+      expect(await cloudy.services.documents.settleUnconfirmed()).toEqual({ kept: 0, removed: 1 });
+      expect(await cloudy.storedFiles({ localOnly: true })).toEqual([]);
+      const queued = await database.db.query<{ storage: string; key: string }>('SELECT storage, storage_key AS key FROM document_file_deletions');
+      expect(queued).toEqual([{ storage: 's3', key: expect.stringMatching(new RegExp(`^customer-documents/${id}/[^/]+$`)) }]);
+      await cloudy.s3!.up();
+      expect(await cloudy.services.deletions.runDue()).toEqual({ removed: 1, failed: 0 });
+    } finally {
+      await cloudy.s3!.up();
+      await cloudy.close();
+      await cloudy.database.close();
+    }
   });
 
   test('invariant: an INSERT still running in Postgres after its connection broke is waited for before its file is judged', async () => {
