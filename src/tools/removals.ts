@@ -32,7 +32,7 @@ const BATCH = 1_000;
  * files no row claims, and more than this many means a wrong database or a store to look at first: refused. With
  * --force they are settled each time this many are held, so the grace is waited out once per this many.
  */
-const HOLD_MAX = 100_000;
+export const HOLD_MAX = 100_000;
 
 /** More than this share of a store's files unclaimed, and --fix removes none of them without --force. */
 export const MAX_UNCLAIMED_SHARE = 0.1;
@@ -48,8 +48,11 @@ export interface RemovalReports {
   file(storage: StorageName, file: Listed, outcome: Outcome): void;
   /** The grace is being waited out for this many files. */
   waiting(files: number, ms: number): void;
-  /** A store's removals refused: `unclaimed` of its `listed` files are no row's. */
-  refused(storage: StorageName, unclaimed: number, listed: number): void;
+  /**
+   * A store's removals refused: `unclaimed` of its `listed` files are no row's, more than a tenth of them, or more
+   * than `holdMax` (`overflowed`).
+   */
+  refused(storage: StorageName, unclaimed: number, listed: number, overflowed: boolean): void;
 }
 
 /**
@@ -70,25 +73,26 @@ export class DeferredRemovals {
 
   constructor(
     private readonly deps: { db: Db; storage: Storage; s3Prefix: string | undefined },
-    private readonly options: { graceMs: number; force: boolean },
+    private readonly options: { graceMs: number; force: boolean; holdMax?: number },
     private readonly reports: RemovalReports,
   ) {}
 
   async add(storage: StorageName, file: Listed): Promise<void> {
-    if (!this.options.force && this.held.length >= HOLD_MAX) {
+    const holdMax = this.options.holdMax ?? HOLD_MAX;
+    if (!this.options.force && this.held.length >= holdMax) {
       this.overflowed++;
       this.reports.file(storage, file, 'refused');
       return;
     }
     this.held.push({ storage, file, seenAt: Date.now() });
-    if (this.options.force && this.held.length >= HOLD_MAX) await this.settle();
+    if (this.options.force && this.held.length >= holdMax) await this.settle();
   }
 
   /** The end of a store's listing, of `listed` files the service's (claimed or not): settles what it holds. */
   async finish(storage: StorageName, listed: number): Promise<void> {
     const unclaimed = this.held.length + this.overflowed;
     if (!this.options.force && (this.overflowed > 0 || unclaimed > listed * MAX_UNCLAIMED_SHARE)) {
-      this.reports.refused(storage, unclaimed, listed);
+      this.reports.refused(storage, unclaimed, listed, this.overflowed > 0);
       for (const { file } of this.held.splice(0)) this.reports.file(storage, file, 'refused');
     } else {
       await this.settle();

@@ -31,6 +31,8 @@ export interface VerifyOptions {
   removalGraceMs?: number;
   /** Remove even from a store where more than a tenth of the files are no row's. */
   force?: boolean;
+  /** How many unclaimed files are held at once (removals.ts's HOLD_MAX; tests lower it). */
+  holdMax?: number;
 }
 
 export interface VerifyReport {

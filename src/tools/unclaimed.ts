@@ -4,7 +4,7 @@ import { isValidKey } from '../storage';
 import { describeDatabase, type ToolContext } from './context';
 import { listBucket, type Listed, walkLocal } from './listings';
 import { claimOf, namesIn, rowsNaming } from './orphans';
-import { DeferredRemovals, type Outcome, removalGraceMs } from './removals';
+import { DeferredRemovals, HOLD_MAX, type Outcome, removalGraceMs } from './removals';
 import type { Output } from './run';
 import type { VerifyOptions, VerifyReport } from './storage-verify';
 
@@ -18,13 +18,14 @@ export async function findUnclaimed(ctx: ToolContext, options: VerifyOptions, ou
   const pglite = ctx.config.database.pgliteDataDir;
   const removals = new DeferredRemovals(
     { db: ctx.db, storage: ctx.storage, s3Prefix: ctx.config.storage.s3?.prefix },
-    { graceMs: options.removalGraceMs ?? removalGraceMs(ctx.config), force: options.force ?? false },
+    { graceMs: options.removalGraceMs ?? removalGraceMs(ctx.config), force: options.force ?? false, holdMax: options.holdMax },
     {
       file: (storage, file, outcome) => reportRemoval(out, report, storage, file.key, outcome),
       waiting: (files, ms) => out.line(`waiting ${Math.ceil(ms / 1000)} s before removing ${files} unclaimed files: an upload may be about to record one`),
-      refused: (storage, unclaimed, listed) =>
+      refused: (storage, unclaimed, listed, overflowed) =>
         out.line(
-          `REFUSED to remove from ${storage}: ${unclaimed} of its ${listed} files are no row's, more than a tenth. Is this the service's ` +
+          `REFUSED to remove from ${storage}: ${unclaimed} of its ${listed} files are no row's, ` +
+            `${overflowed ? `more than the ${options.holdMax ?? HOLD_MAX} --fix holds in one run` : 'more than a tenth'}. Is this the service's ` +
             `database (${describeDatabase(ctx.config)})? Documents uploaded after a restored backup was taken are no row's too. ` +
             'If these are orphans indeed, run again with --fix --force.',
         ),

@@ -326,8 +326,8 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
 describe('npm run storage:verify --fix against the wrong database', () => {
   let f: ToolFixture;
   beforeEach(async () => {
-    // Ten documents of the service's own, so that one orphan is less than a tenth of a store.
-    f = await createToolFixture(10);
+    // Twenty documents of the service's own, so that two orphans are less than a tenth of a store.
+    f = await createToolFixture(20);
     await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [f.legacy.filter((d) => !d.content).map((d) => d.id)]);
     await migrateToS3(f.ctx, { dryRun: false, concurrency: 2, keepLocal: false }, f.out);
     f.out.lines.length = 0;
@@ -335,7 +335,13 @@ describe('npm run storage:verify --fix against the wrong database', () => {
   afterEach(() => f.close());
 
   const keys = async () => ((await f.s3.client.send(new ListObjectsV2Command({ Bucket: f.s3.config.bucket }))).Contents ?? []).map((o) => o.Key!).sort();
-  const fix = (ctx: ToolContext, force = false) => verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force }, f.out);
+  const fix = (ctx: ToolContext, force = false, more: Partial<VerifyOptions> = {}) =>
+    verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force, ...more }, f.out);
+  const putOrphan = async (name: string) => {
+    const key = s3KeyFor(f.s3.config.prefix, 1, newStoredFileName(name));
+    await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: key, Body: files.pdf() }));
+    return key;
+  };
 
   test('an empty database the service has upgraded (a staging DATABASE_URL, say): nothing is removed without --force, and the database read is named', async () => {
     const objects = await keys();
@@ -357,12 +363,32 @@ describe('npm run storage:verify --fix against the wrong database', () => {
   });
 
   test("the service's own database with one orphan among its documents: removed without --force", async () => {
-    const orphan = s3KeyFor(f.s3.config.prefix, 1, newStoredFileName('orphan.pdf'));
-    await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: orphan, Body: files.pdf() }));
+    const orphan = await putOrphan('orphan.pdf');
     const objects = await keys();
-    expect(objects.length).toBeGreaterThanOrEqual(10);
+    expect(objects.length).toBeGreaterThanOrEqual(20);
     expect(await fix(f.ctx)).toMatchObject({ problems: 0, orphans: 1, removed: 1 });
     expect(await keys()).toEqual(objects.filter((k) => k !== orphan));
+  });
+
+  test('more unclaimed files than --fix holds at once (100,000; here 1), though under a tenth: nothing removed without --force, and the REFUSED line says why', async () => {
+    const orphans = [await putOrphan('a.pdf'), await putOrphan('b.pdf')];
+    const objects = await keys();
+    expect(orphans.length).toBeLessThan(objects.length / 10);
+    expect(await fix(f.ctx, false, { holdMax: 1 })).toMatchObject({ orphans: 2, removed: 0 });
+    expect(f.out.lines.find((line) => line.startsWith('REFUSED'))).toMatch(new RegExp(`^REFUSED to remove from s3: 2 of its ${objects.length} files are no row's, more than the 1 --fix holds in one run\\.`));
+    for (const orphan of orphans) expect(f.out.lines).toContain(`UNCLAIMED s3:${orphan} (kept: see REFUSED)`);
+    expect(await keys()).toEqual(objects);
+  });
+
+  test('with --force, the held files are settled each time as many as --fix holds are held: each batch waits out its grace, then goes', async () => {
+    const orphans = [await putOrphan('a.pdf'), await putOrphan('b.pdf')];
+    const objects = await keys();
+    expect(await fix(f.ctx, true, { holdMax: 1, removalGraceMs: 300 })).toMatchObject({ orphans: 2, removed: 2 });
+    expect(f.out.lines.filter((line) => line.startsWith('waiting'))).toEqual([
+      'waiting 1 s before removing 1 unclaimed files: an upload may be about to record one',
+      'waiting 1 s before removing 1 unclaimed files: an upload may be about to record one',
+    ]);
+    expect(await keys()).toEqual(objects.filter((k) => !orphans.includes(k)));
   });
 });
 
