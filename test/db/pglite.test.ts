@@ -59,6 +59,35 @@ describe('the embedded database on disk', () => {
     }
   });
 
+  test('a new cluster (the first start, with no template) reaches the disk before anything is stored in it: every file and folder is synced', async () => {
+    const synced = new Set<string>();
+    const open = fsSync.promises.open;
+    const opened = jest.spyOn(fsSync.promises, 'open').mockImplementation(async (...args: Parameters<typeof open>) => {
+      const handle = await open(...args);
+      const sync = handle.sync.bind(handle);
+      handle.sync = async () => {
+        await sync();
+        synced.add(String(args[0]));
+      };
+      return handle;
+    });
+    let db;
+    try {
+      db = await createPgliteDb(dir);
+    } finally {
+      opened.mockRestore();
+    }
+    try {
+      for (const file of ['PG_VERSION', 'global/pg_control', 'global', 'base', '']) expect(synced).toContain(path.join(dir, file));
+      // Not a sample: every entry of the cluster as made.
+      const entries = await fs.readdir(dir, { recursive: true });
+      const unsynced = entries.map((entry) => path.join(dir, entry)).filter((file) => !synced.has(file));
+      expect(unsynced).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
   test('a data directory in use is refused to a second opener, which gets it once the first lets go', async () => {
     const first = await createPgliteDb(dir, { template });
     await expect(createPgliteDb(dir, { lockRetries: 1 })).rejects.toThrow(/is in use by another process/);
