@@ -15,6 +15,7 @@ import { openApiDocument } from './http/openapi';
 import { metricsMiddleware } from './metrics';
 import { AppError, BadRequestError } from './errors';
 import { errorHandler, notFound } from './http/errors';
+import { freshByETag } from './http/conditional';
 import { sentWhole } from './http/send-file';
 import { lingerBytesFor } from './http/stop-reading';
 import { type Logger, redactRequest, requestContext } from './logger';
@@ -47,6 +48,7 @@ export function createApp({ config, db, storage, logger, services, bodyRate, sen
 
   const app = express();
   app.disable('x-powered-by');
+  freshByETag(app);
   app.use(metricsMiddleware(metrics));
   app.use(
     pinoHttp({

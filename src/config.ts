@@ -219,10 +219,10 @@ const schema = z.object({
   S3_FALLBACK: optional(z.enum(['local', 'fail'], { message: 'S3_FALLBACK accepts local or fail' })),
   SYNC_INTERVAL: duration('SYNC_INTERVAL', '60s', 100),
   SHUTDOWN_TIMEOUT: duration('SHUTDOWN_TIMEOUT', '25s', 0),
-  CORS_ORIGINS: list.refine(
-    (origins) => origins.every((o) => o === '*' || isOrigin(o)),
-    'CORS_ORIGINS accepts comma-separated origins such as https://crm.example.com, or *',
-  ),
+  CORS_ORIGINS: list
+    // URL takes https://*.example.com for an origin, which no browser sends: every request would be refused.
+    .refine((origins) => origins.every((o) => o === '*' || !o.includes('*')), 'CORS_ORIGINS takes no wildcard within an origin: list each origin, or * for any')
+    .refine((origins) => origins.every((o) => o === '*' || o.includes('*') || isOrigin(o)), 'CORS_ORIGINS accepts comma-separated origins such as https://crm.example.com, or *'),
 });
 
 function isOrigin(value: string): boolean {

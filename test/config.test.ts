@@ -109,6 +109,8 @@ describe('configuration', () => {
     [{ JWT_SECRET: 'too-short' }, 'JWT_SECRET accepts a secret of at least 32 characters'],
     [{ CORS_ORIGINS: 'crm.example.com' }, 'CORS_ORIGINS accepts comma-separated origins'],
     [{ CORS_ORIGINS: 'https://crm.example.com/app' }, 'CORS_ORIGINS accepts'],
+    [{ CORS_ORIGINS: 'https://*.example.com' }, 'CORS_ORIGINS takes no wildcard within an origin: list each origin, or * for any'],
+    [{ CORS_ORIGINS: 'https://crm.example.com,*.example.com' }, 'CORS_ORIGINS takes no wildcard'],
     [{ DATABASE_URL: 'mysql://localhost/crm' }, 'DATABASE_URL accepts a postgres://'],
     [{ DATABASE_URL: 'postgres://crm@127.0.0.1:notaport/crm' }, 'DATABASE_URL accepts a postgres://'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL accepts one of'],

@@ -30,10 +30,12 @@ const newCustomer = z.object({
     .refine((name) => !/\p{Cc}/u.test(name), 'name must not contain control characters')
     // Half of a surrogate pair: the database would store U+FFFD in its place, another name than the one sent.
     .refine((name) => !/\p{Cs}/u.test(name), 'name is not valid Unicode'),
+  // Trimmed, and empty means none: a form's optional input left empty sends "", not null or nothing.
   email: z
-    .email({ message: 'email must be an e-mail address' })
-    .max(255, 'email must be at most 255 characters')
-    .nullish()
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.trim() || null : v),
+      z.email({ message: 'email must be an e-mail address' }).max(255, 'email must be at most 255 characters').nullish(),
+    )
     .transform((v) => v ?? null),
 });
 

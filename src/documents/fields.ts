@@ -11,12 +11,16 @@ const CONTROL = {
   description: /(?![\t\n\r])\p{Cc}/u,
 } as const;
 
-/** A text field of an upload's form, trimmed; null when absent or empty. */
+/**
+ * A text field of an upload's form, trimmed; null when absent or empty. Line breaks are stored as \n: a browser's
+ * form sends each of a <textarea>'s as \r\n (HTML's multipart/form-data rules), which would otherwise come back as
+ * \r\n and count two characters each against the limit.
+ */
 export function textField(fields: Record<string, unknown>, name: keyof typeof FIELD_LIMITS): string | null {
   const value = fields[name];
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new BadRequestError('INVALID_FIELD', `${name} must be a single text value`);
-  const text = value.trim();
+  const text = value.replace(/\r\n?/g, '\n').trim();
   if (CONTROL[name].test(text)) throw new BadRequestError('INVALID_FIELD', `${name} must not contain control characters`);
   // Characters as README and the OpenAPI document count them (code points): an emoji is one, not two.
   if (Array.from(text).length > FIELD_LIMITS[name]) {

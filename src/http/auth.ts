@@ -7,6 +7,12 @@ import { UnauthorizedError } from '../errors';
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
+ * Seconds by which the issuer's clock and this one may differ: a token the CRM signs with nbf (or iat) now, on a
+ * server whose clock runs a second ahead, would otherwise be refused as not yet valid. 30 s, as is usual.
+ */
+const CLOCK_TOLERANCE_S = 30;
+
+/**
  * Requires `Authorization: Bearer <token>`, the token one of API_TOKENS or a JWT signed HS256 with JWT_SECRET
  * (exp and nbf honoured; aud and iss required to match JWT_AUDIENCE and JWT_ISSUER when set). With neither
  * configured the API is open (startup warned, or refused in production).
@@ -35,6 +41,7 @@ export function bearerAuth(auth: Config['auth']): RequestHandler {
           issuer: auth.jwtIssuer,
           ignoreExpiration: ignoreTimes,
           ignoreNotBefore: ignoreTimes,
+          clockTolerance: CLOCK_TOLERANCE_S,
         });
       try {
         verify(false);

@@ -37,7 +37,11 @@ export function clientErrorHandler(
   logger?: Logger,
 ): (err: Error & { code?: string }, socket: ClientSocket) => void {
   const allow = corsOrigins.includes('*') ? '*' : corsOrigins.length === 1 ? corsOrigins[0] : undefined;
-  const cors = allow === undefined ? '' : `Access-Control-Allow-Origin: ${allow}\r\n${allow === '*' ? '' : 'Vary: Origin\r\n'}`;
+  // X-Request-Id exposed, as app.ts's CORS does: without it fetch() cannot read the id the answer carries.
+  const cors =
+    allow === undefined
+      ? ''
+      : `Access-Control-Allow-Origin: ${allow}\r\nAccess-Control-Expose-Headers: X-Request-Id\r\n${allow === '*' ? '' : 'Vary: Origin\r\n'}`;
   return (err, socket) => answerClientError(err, socket, cors, logger);
 }
 

@@ -8,7 +8,7 @@ export function contentDisposition(type: 'inline' | 'attachment', fileName: stri
   const ascii = fileName
     .normalize('NFKD')
     .replace(/[\u0300-\u036f]/g, '')
-    .replace(/[^\x20-\x7e]|["\\%/]/g, '_');
+    .replace(/[^\x20-\x7e]|["\\%/]/gu, '_');
   const encoded = encodeURIComponent(fileName).replace(
     /['()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,

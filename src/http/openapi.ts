@@ -598,7 +598,10 @@ export const openApiDocument: Json = {
             pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$',
             description: 'Trimmed; must not be empty or contain control characters (C0, DEL, C1) or unpaired surrogates.',
           },
-          email: { type: ['string', 'null'], format: 'email', maxLength: 255 },
+          email: {
+            anyOf: [{ type: 'string', format: 'email', maxLength: 255 }, { type: 'string', pattern: '^\\s*$' }, { type: 'null' }],
+            description: 'Trimmed; empty or null means none.',
+          },
         },
       },
       CustomerList: {
@@ -685,7 +688,7 @@ export const openApiDocument: Json = {
               'counts only for an extension the service does not know.',
           },
           category: { type: 'string', maxLength: 100, description: 'Trimmed; empty means none.' },
-          description: { type: 'string', maxLength: 2000, description: 'Trimmed; empty means none.' },
+          description: { type: 'string', maxLength: 2000, description: 'Trimmed; empty means none. Line breaks are stored as \\n (a form\'s \\r\\n counts one character).' },
         },
       },
       ErrorDetail: {

@@ -4,6 +4,7 @@ import type {} from 'pino-http'; // req.log
 import { AppError } from '../errors';
 import type { ByteRange, StoredObject } from '../storage';
 import { contentDisposition } from './content-disposition';
+import { noneMatch } from './conditional';
 import { MINIMUM_RATE, type MinimumRate, watchRate } from './rate';
 
 /**
@@ -137,13 +138,6 @@ export async function sendFile(
 function ifMatch(header: string | undefined, etag: string): boolean {
   if (header === undefined || header.trim() === '*') return true;
   return header.split(',').some((tag) => tag.trim() === etag);
-}
-
-/** If-None-Match uses weak comparison (RFC 9110 13.1.2): W/"x" matches "x". */
-function noneMatch(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
 /**

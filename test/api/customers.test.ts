@@ -31,6 +31,25 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     expect((await t.request().get(doc.headers.location)).body).toEqual(doc.body);
   });
 
+  test("a JSON GET answers If-None-Match with 304 also with Cache-Control: no-cache, which fetch() adds to a request whose If-None-Match the frontend sets", async () => {
+    const created = await t.request().post('/api/customers').send({ name: 'Cached & Co' });
+    const path = created.headers.location;
+    for (const url of [path, `${path}/documents`]) {
+      const first = await t.request().get(url);
+      const etag = first.headers.etag as string;
+      expect(etag).toMatch(/^W\//);
+      for (const tag of [etag, etag.slice(2), `"other", ${etag}`, '*']) {
+        const again = await t.request().get(url).set({ 'If-None-Match': tag, 'Cache-Control': 'no-cache', Pragma: 'no-cache' });
+        expect([url, tag, again.status]).toEqual([url, tag, 304]);
+        expect(again.headers.etag).toBe(etag);
+      }
+      expect((await t.request().get(url).set({ 'If-None-Match': '"other"', 'Cache-Control': 'no-cache' })).status).toBe(200);
+      expect((await t.request().head(url).set('If-None-Match', etag)).status).toBe(304);
+    }
+    // A response that is no 2xx is never a 304, whatever the client holds.
+    expect((await t.request().get('/api/customers/999999').set('If-None-Match', '*')).status).toBe(404);
+  });
+
   test('the name is limited in characters, as the database counts them: 255 emoji fit, 256 do not', async () => {
     const taken = await t.request().post('/api/customers').send({ name: '🏢'.repeat(255) });
     expect([taken.status, taken.body.name]).toEqual([201, '🏢'.repeat(255)]);
@@ -38,10 +57,13 @@ describe.each(['local', 's3'] as const)('customers API on %s storage', (storage)
     expect([refused.status, refused.body.error.message]).toEqual([400, 'name must be at most 255 characters']);
   });
 
-  test('email is optional', async () => {
-    const res = await t.request().post('/api/customers').send({ name: 'No Mail Ltd' });
-    expect(res.status).toBe(201);
-    expect(res.body.email).toBeNull();
+  test('email is optional: absent, null or empty (what a form\'s empty input sends) means none; it is trimmed', async () => {
+    for (const email of [undefined, null, '', '   ']) {
+      const res = await t.request().post('/api/customers').send({ name: 'No Mail Ltd', email });
+      expect([res.status, res.body.email]).toEqual([201, null]);
+    }
+    const spaced = await t.request().post('/api/customers').send({ name: 'Mail Ltd', email: ' office@mail.test ' });
+    expect([spaced.status, spaced.body.email]).toEqual([201, 'office@mail.test']);
   });
 
   test.each([

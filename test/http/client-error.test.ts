@@ -137,6 +137,9 @@ describe('a refusal before Express, read by a browser on another origin', () => 
       const headers = new Map(head.split('\r\n').slice(1).map((line) => line.split(': ') as [string, string]));
       expect(headers.get('Access-Control-Allow-Origin')).toBe(allowed);
       expect(headers.get('Vary')).toBe(varies ? 'Origin' : undefined);
+      // The request id the answer carries, readable by fetch() only when exposed.
+      expect(headers.get('Access-Control-Expose-Headers')).toBe(allowed ? 'X-Request-Id' : undefined);
+      expect(headers.get('X-Request-Id')).toMatch(/^[0-9a-f-]{36}$/);
       expect(JSON.parse(body).error.code).toBe('HEADERS_TOO_LARGE');
     } finally {
       server.close();

@@ -42,6 +42,8 @@ describe('contentDisposition', () => {
     );
     // Fullwidth solidus and two-dot leader fold to "/" and "..": the fallback keeps no path.
     expect(contentDisposition('attachment', '‥／‥／.bashrc.txt')).toMatch(/^attachment; filename="\.\._\.\._\.bashrc\.txt"; /);
+    // One placeholder per character, an emoji (two UTF-16 units) included.
+    expect(contentDisposition('attachment', 'Plan 📄.pdf')).toBe(`attachment; filename="Plan _.pdf"; filename*=UTF-8''Plan%20%F0%9F%93%84.pdf`);
     expect(contentDisposition('attachment', "it's (50%).pdf")).toBe(
       `attachment; filename="it's (50_).pdf"; filename*=UTF-8''it%27s%20%2850%25%29.pdf`,
     );
