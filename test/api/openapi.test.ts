@@ -541,7 +541,7 @@ describe('with authentication on', () => {
     const tokens: [string | undefined, string][] = [
       [undefined, 'AUTH_REQUIRED'],
       ['not-a-valid-token', 'INVALID_TOKEN'],
-      [jwt.sign({ sub: 'u', exp: now - 10 }, JWT_SECRET, { algorithm: 'HS256' }), 'TOKEN_EXPIRED'],
+      [jwt.sign({ sub: 'u', exp: now - 60 }, JWT_SECRET, { algorithm: 'HS256' }), 'TOKEN_EXPIRED'],
       [jwt.sign({ sub: 'u', nbf: now + 60 }, JWT_SECRET, { algorithm: 'HS256' }), 'TOKEN_NOT_YET_VALID'],
     ];
     const protectedOps = operations().filter(({ op }) => !PUBLIC_OPERATIONS.includes(op.operationId));
