@@ -11,5 +11,5 @@ describe('a service that cannot start says why', () => {
     });
     expect(code).toBe(1);
     expect(stderr).toContain(`startup failed: The database is not available; try again shortly: connect ECONNREFUSED 127.0.0.1:${port}`);
-  });
+  }, 60_000); // runScript's own limit is 50 s
 });

@@ -26,18 +26,23 @@ function pushBody(
     let body = '';
     let sent = 0;
     let finished = false;
+    let waiting: NodeJS.Timeout | undefined;
     const finish = () => {
       if (finished) return;
       finished = true;
+      clearTimeout(waiting);
       req.destroy();
       resolve({ status, connection, body, sent });
     };
     // Without a Content-Length, Node sends the body chunked.
     const req = http.request({ port, host: '127.0.0.1', method, path, headers: chunked ? headers : { ...headers, 'Content-Length': String(total) } });
+    let ended = false;
+    let answered = false;
     req.on('response', (res) => {
       status = res.statusCode ?? 0;
       connection = res.headers.connection;
       res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => (ended ? finish() : (answered = true)));
     });
     req.on('error', finish);
     req.on('close', finish);
@@ -53,10 +58,13 @@ function pushBody(
         sent += n;
         if (!ok) return void req.once('drain', write);
       }
-      // Everything went out: the server read it all. Give its answer a moment, then report.
+      // Everything went out: the server read it all. Report once its answer is in (a kept-alive connection does not
+      // close), or after a while without one.
       if (!finished) {
         req.end();
-        setTimeout(finish, 200);
+        ended = true;
+        if (answered) finish();
+        else waiting = setTimeout(finish, 10_000);
       }
     };
     write();
@@ -209,7 +217,7 @@ describe('a client still sending when its upload is refused reads the answer', (
       body: '{"name":"Refused Ltd"}',
     });
     customerId = ((await created.json()) as { id: number }).id;
-  });
+  }, 90_000); // a service process's start may take 60 s on a loaded machine (startServerProcess)
   afterAll(async () => {
     service?.kill('SIGKILL');
     await service?.exited;

@@ -10,6 +10,8 @@ import { startServerProcess } from '../helpers/process';
 import { eventually } from '../helpers/wait';
 
 const fsyncOf = fsSync.fsyncSync;
+/** Tests that start service processes: each start may take 60 s on a loaded machine (startServerProcess). */
+const PROCESS_TEST_MS = 90_000;
 
 describe('the embedded database on disk', () => {
   let dir: string;
@@ -86,7 +88,7 @@ describe('the embedded database on disk', () => {
     } finally {
       await db.close();
     }
-  });
+  }, 60_000); // making a cluster takes 5-10 s, more on a loaded machine
 
   test('a data directory in use is refused to a second opener, which gets it once the first lets go', async () => {
     const first = await createPgliteDb(dir, { template });
@@ -179,7 +181,7 @@ describe('the embedded database on disk', () => {
       restarted.kill('SIGTERM');
       await restarted.exited;
     }
-  });
+  }, PROCESS_TEST_MS);
 
   test('the service exits 1 when the lock on its data directory is taken over, so that the platform restarts it', async () => {
     await (await createPgliteDb(dir, { template })).close();
@@ -191,5 +193,5 @@ describe('the embedded database on disk', () => {
     } finally {
       service.kill('SIGKILL');
     }
-  });
+  }, PROCESS_TEST_MS);
 });

@@ -364,7 +364,7 @@ describe('a store that refuses the service at startup', () => {
     const starting = startService(
       loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: uploadDir, ...s3.env, AWS_S3_BUCKET_NAME: 'made-late' }),
       logger,
-      { db: database.db, startupRechecksMs: [1_000, 1_000] },
+      { db: database.db, startupRechecksMs: [1_000, 5_000] },
     );
     // Made once S3 has answered the first check (NoSuchBucket), so that the start goes on only by asking again.
     await eventually(() => s3.proxy.bytes.toClient > answered, 5_000, 'the first check answered');

@@ -21,6 +21,13 @@ export interface TestProxy {
   /** Passes bytes again after a stall. */
   unstall(): void;
   /**
+   * Reads what clients send from then on, on open and new connections, and keeps it from the target: a request
+   * sent that never arrives. `held()` is what was kept, so a test can wait until a given request has gone out.
+   * Ended by `down()` or `up()`, which drop the connections.
+   */
+  hold(): void;
+  held(): string;
+  /**
    * Hands what the target sends through `edit` before the client gets it (until called again without one): a
    * server that answers something the real one only does at the worst moment.
    */
@@ -33,6 +40,7 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
   let target = targetPort;
   let mode: 'up' | 'hang' | 'down' = 'up';
   let stalled = false;
+  let holding: Buffer[] | undefined;
   const sockets = new Set<net.Socket>();
   const bytes = { toTarget: 0, toClient: 0 };
   let edit: ((chunk: Buffer) => Buffer) | undefined;
@@ -52,6 +60,7 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     track(upstream);
     const relay = (from: net.Socket, to: net.Socket, counter: 'toTarget' | 'toClient') => {
       from.on('data', (received: Buffer) => {
+        if (counter === 'toTarget' && holding) return void holding.push(received);
         const chunk = counter === 'toClient' && edit ? edit(received) : received;
         bytes[counter] += chunk.length;
         // Backpressure passes through: a side that cannot take more stops the other from being read.
@@ -86,8 +95,15 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     retarget(next) {
       target = next;
     },
+    hold() {
+      holding ??= [];
+    },
+    held() {
+      return Buffer.concat(holding ?? []).toString('latin1');
+    },
     async down() {
       mode = 'down';
+      holding = undefined;
       dropAll();
     },
     hang() {
@@ -108,6 +124,7 @@ export async function startProxy(targetPort: number, host = '127.0.0.1'): Promis
     },
     async up() {
       mode = 'up';
+      holding = undefined;
       dropAll(); // held connections of a hang are reset, as a recovering server would
     },
     async close() {

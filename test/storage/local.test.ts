@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { LocalDriver, TEMP_DIR } from '../../src/storage/local';
 import { describeStorageDriver } from './conformance';
+import { eventually } from '../helpers/wait';
 
 describeStorageDriver('local disk', async () => {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'local-driver-'));
@@ -23,8 +24,7 @@ describe('LocalDriver on disk', () => {
     const body = new PassThrough();
     const done = driver.put('doc.pdf', body);
     body.write('partial');
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await fs.readdir(path.join(root, TEMP_DIR))).toHaveLength(1);
+    await eventually(async () => (await fs.readdir(path.join(root, TEMP_DIR)).catch(() => [])).length === 1, 5_000, 'the temporary file');
     await expect(fs.stat(path.join(root, 'doc.pdf'))).rejects.toMatchObject({ code: 'ENOENT' });
     body.destroy(new Error('aborted'));
     await expect(done).rejects.toThrow('aborted');
