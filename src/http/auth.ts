@@ -7,8 +7,8 @@ import { UnauthorizedError } from '../errors';
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * Seconds by which the issuer's clock and this one may differ: a token the CRM signs with nbf (or iat) now, on a
- * server whose clock runs a second ahead, would otherwise be refused as not yet valid. 30 s, as is usual.
+ * Seconds by which the issuer's clock and this one may differ, for nbf and exp: a token the CRM signs with nbf now,
+ * on a server whose clock runs a second ahead, would otherwise be refused as not yet valid. 30 s, as is usual.
  */
 const CLOCK_TOLERANCE_S = 30;
 

@@ -16,17 +16,21 @@ export function noneMatch(header: string | undefined, etag: string | undefined):
  * request carries. Express's (the `fresh` package) answers every request with `Cache-Control: no-cache` as stale, a
  * rule for caches; and fetch() adds that header to every request whose If-None-Match the frontend sets itself, so
  * the frontend's revalidation never got its 304. An origin server evaluates the precondition (RFC 9110 13.2.1);
- * no-cache asks caches to let it. Only If-None-Match: no JSON answer carries Last-Modified.
+ * no-cache asks caches to let it. A request without If-None-Match is Express's to judge (If-Modified-Since).
  */
 export function freshByETag(app: Express): void {
+  const expressFresh = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(app.request), 'fresh')!.get!;
   Object.defineProperty(app.request, 'fresh', {
     configurable: true,
     enumerable: true,
     get(this: Request): boolean {
+      const header = this.get('if-none-match');
+      if (!header) return expressFresh.call(this) as boolean;
       if (this.method !== 'GET' && this.method !== 'HEAD') return false;
       const status = this.res!.statusCode;
       if ((status < 200 || status >= 300) && status !== 304) return false;
-      return noneMatch(this.get('if-none-match'), this.res!.get('ETag'));
+      // `*`: any current representation, and a 2xx is one, with an ETag or without.
+      return header.trim() === '*' || noneMatch(header, this.res!.get('ETag'));
     },
   });
 }

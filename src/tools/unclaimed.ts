@@ -25,7 +25,7 @@ export async function findUnclaimed(ctx: ToolContext, options: VerifyOptions, ou
       refused: (storage, unclaimed, listed, overflowed) =>
         out.line(
           `REFUSED to remove from ${storage}: ${unclaimed} of its ${listed} files are no row's, ` +
-            `${overflowed ? `more than the ${options.holdMax ?? HOLD_MAX} --fix holds in one run` : 'more than a tenth'}. Is this the service's ` +
+            `${overflowed ? `more than the ${(options.holdMax ?? HOLD_MAX).toLocaleString('en-US')} --fix holds in one run` : 'more than a tenth'}. Is this the service's ` +
             `database (${describeDatabase(ctx.config)})? Documents uploaded after a restored backup was taken are no row's too. ` +
             'If these are orphans indeed, run again with --fix --force.',
         ),

@@ -61,7 +61,7 @@ describe('the embedded database on disk', () => {
     }
   });
 
-  test('a new cluster (the first start, with no template) reaches the disk before anything is stored in it: every file and folder is synced', async () => {
+  test('a new cluster (the first start, with no template) reaches the disk before it is handed out: every file and folder is synced once it opens', async () => {
     const synced = new Set<string>();
     const open = fsSync.promises.open;
     const opened = jest.spyOn(fsSync.promises, 'open').mockImplementation(async (...args: Parameters<typeof open>) => {

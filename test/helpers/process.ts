@@ -42,8 +42,10 @@ function ephemeralStart(): number {
     const start = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     if (start > LOWEST_PORT + WORKER_STRETCHES * 100) return start;
   } catch {
-    // not Linux: the IANA ephemeral range's start
+    // not Linux
   }
+  // The IANA ephemeral range's start. Where the kernel's range leaves no room below it, draws can fall inside it,
+  // as listen(0)'s did.
   return 49_152;
 }
 
