@@ -2,11 +2,12 @@ import type { Express, Request } from 'express';
 
 /**
  * If-None-Match uses weak comparison (RFC 9110 13.1.2): W/"x" matches "x", whichever side is weak. `*` matches any
- * current representation.
+ * current representation, with an ETag or without.
  */
 export function noneMatch(header: string | undefined, etag: string | undefined): boolean {
-  if (!header || !etag) return false;
+  if (!header) return false;
   if (header.trim() === '*') return true;
+  if (!etag) return false;
   const opaque = etag.replace(/^W\//, '');
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === opaque);
 }
@@ -29,8 +30,7 @@ export function freshByETag(app: Express): void {
       if (this.method !== 'GET' && this.method !== 'HEAD') return false;
       const status = this.res!.statusCode;
       if ((status < 200 || status >= 300) && status !== 304) return false;
-      // `*`: any current representation, and a 2xx is one, with an ETag or without.
-      return header.trim() === '*' || noneMatch(header, this.res!.get('ETag'));
+      return noneMatch(header, this.res!.get('ETag'));
     },
   });
 }

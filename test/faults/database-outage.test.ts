@@ -46,8 +46,23 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
     await database.close();
   });
 
-  /** Once the upload's INSERT has gone out to the held proxy: its outcome is unknown from then on. */
-  const insertSent = () => eventually(async () => proxy.held().includes('INSERT INTO customer_documents'), 10_000, 'the INSERT sent');
+  /**
+   * An upload to `app` whose INSERT goes out and is never answered: the proxy in front of the database holds what the
+   * app sends once the file is being stored (2 MB in, its customer lookup long answered), and goes down once the
+   * INSERT is among it. Requests run one at a time here, so the pool holds an idle connection, which the INSERT goes
+   * out on: its outcome is unknown. The upload's answer.
+   */
+  const uploadWithUnansweredInsert = async (app: TestApp, appPort: number, customer: number) => {
+    const upload = streamUpload({ port: appPort, path: `/api/customers/${customer}/documents`, size: 4 * MB, chunkSize: 128 * 1024 });
+    await upload.reached(2 * MB);
+    upload.pause();
+    await eventually(async () => (await app.storedFiles({ localOnly: true })).some((f) => f.startsWith('.tmp/')), 5_000, 'upload being stored');
+    proxy.hold();
+    upload.resume();
+    await eventually(async () => proxy.held().includes('INSERT INTO customer_documents'), 10_000, 'the INSERT sent');
+    await proxy.down();
+    return upload.response;
+  };
 
   test('a connection the server ends as the pool hands it out (an administrator, a failover) is a 503, not a crash', async () => {
     // Postgres's FATAL for pg_terminate_backend, sent in the same packet as the ReadyForQuery that completes a new
@@ -129,18 +144,7 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
 
   test('invariant: an upload whose INSERT was sent but never answered keeps its file until the database, back, shows no row names it', async () => {
     const before = await t.storedFiles();
-    const upload = streamUpload({ port, path: `/api/customers/${customerId}/documents`, size: 4 * MB, chunkSize: 128 * 1024 });
-    await upload.reached(2 * MB);
-    upload.pause();
-    // The server is storing the body by now (2 MB in, its customer lookup long answered): the file is in a temporary file.
-    await eventually(async () => (await t.storedFiles()).some((f) => f.startsWith('.tmp/')), 5_000, 'upload being stored');
-    // Requests run one at a time here, so the pool holds an idle connection, which the INSERT goes out on; the
-    // network swallows it (sent, never received), then the connection breaks: the outcome is unknown.
-    proxy.hold();
-    upload.resume();
-    await insertSent();
-    await proxy.down();
-    const res = await upload.response;
+    const res = await uploadWithUnansweredInsert(t, port, customerId);
     expect(res.status).toBe(503);
     expect(res.body.error.code).toBe('DATABASE_UNAVAILABLE');
     // Not removed yet: had the INSERT committed, removing the file would leave a row without it.
@@ -157,15 +161,7 @@ onPostgres('database outages (Postgres behind a proxy that goes down)', () => {
       const cloudyPort = await cloudy.listen();
       const id = (await cloudy.request().post('/api/customers').send({ name: 'Stormy AG' })).body.id as number;
       await cloudy.s3!.down();
-      const upload = streamUpload({ port: cloudyPort, path: `/api/customers/${id}/documents`, size: 4 * MB, chunkSize: 128 * 1024 });
-      await upload.reached(2 * MB);
-      upload.pause();
-      await eventually(async () => (await cloudy.storedFiles({ localOnly: true })).some((f) => f.startsWith('.tmp/')), 5_000, 'upload being stored');
-      proxy.hold();
-      upload.resume();
-      await insertSent();
-      await proxy.down();
-      expect((await upload.response).status).toBe(503);
+      expect((await uploadWithUnansweredInsert(cloudy, cloudyPort, id)).status).toBe(503);
       expect(await cloudy.storedFiles({ localOnly: true })).toHaveLength(1); // kept until the database tells
       await proxy.up();
       expect(await cloudy.services.documents.settleUnconfirmed()).toEqual({ kept: 0, removed: 1 });

@@ -342,8 +342,8 @@ describe('a store that refuses the service at startup', () => {
     await database.close();
     await fs.rm(uploadDir, { recursive: true, force: true });
   });
-  const start = (env: Record<string, string>) =>
-    startService(loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: uploadDir, ...s3.env, ...env }), logger, { db: database.db, startupRechecksMs: [50, 50] });
+  const start = (env: Record<string, string>, startupRechecksMs = [50, 50]) =>
+    startService(loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: uploadDir, ...s3.env, ...env }), logger, { db: database.db, startupRechecksMs });
 
   // Taken for an outage, the deploy would go live "degraded", its uploads kept on a disk the next deploy replaces.
   test.each([
@@ -361,11 +361,7 @@ describe('a store that refuses the service at startup', () => {
 
   test('a bucket made while the service starts (a compose file, an init job): asked again, and the start goes on', async () => {
     const answered = s3.proxy.bytes.toClient;
-    const starting = startService(
-      loadConfig({ NODE_ENV: 'test', PORT: '0', UPLOAD_DIR: uploadDir, ...s3.env, AWS_S3_BUCKET_NAME: 'made-late' }),
-      logger,
-      { db: database.db, startupRechecksMs: [1_000, 5_000] },
-    );
+    const starting = start({ AWS_S3_BUCKET_NAME: 'made-late' }, [1_000, 5_000]);
     // Made once S3 has answered the first check (NoSuchBucket), so that the start goes on only by asking again.
     await eventually(() => s3.proxy.bytes.toClient > answered, 5_000, 'the first check answered');
     await s3.client.send(new CreateBucketCommand({ Bucket: 'made-late' }));

@@ -17,6 +17,13 @@ import { sha256 } from '../helpers/streams';
 import { eventually } from '../helpers/wait';
 import { createToolFixture, type ToolFixture } from './tool-fixture';
 
+/** An object under the service's layout (customer 1, `storedName`) that no row names yet: its key. */
+async function putObject(f: ToolFixture, storedName: string): Promise<string> {
+  const key = s3KeyFor(f.s3.config.prefix, 1, storedName);
+  await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: key, Body: files.pdf() }));
+  return key;
+}
+
 describe('npm run storage:verify', () => {
   let f: ToolFixture;
   beforeEach(async () => {
@@ -217,11 +224,7 @@ describe('npm run storage:verify --fix never removes a file a row may need', () 
     /** The late object's row is written by `recordLate` once the tool waits out its grace (and awaited at the end). */
     const lateUpload = async (recordLate: (name: string) => Promise<unknown>) => {
       await f.database.db.query('DELETE FROM customer_documents WHERE id = ANY($1)', [lostIds()]);
-      const put = async (name: string) => {
-        const key = s3KeyFor(f.s3.config.prefix, 1, name);
-        await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: key, Body: files.pdf() }));
-        return { name, key };
-      };
+      const put = async (name: string) => ({ name, key: await putObject(f, name) });
       const late = await put(newStoredFileName('late.pdf'));
       const orphan = await put(newStoredFileName('orphan.pdf'));
       // Every object lists as older than the minimum age: a long upload's object in the moment before its INSERT.
@@ -337,11 +340,7 @@ describe('npm run storage:verify --fix against the wrong database', () => {
   const keys = async () => ((await f.s3.client.send(new ListObjectsV2Command({ Bucket: f.s3.config.bucket }))).Contents ?? []).map((o) => o.Key!).sort();
   const fix = (ctx: ToolContext, force = false, more: Partial<VerifyOptions> = {}) =>
     verifyStorage(ctx, { deep: false, fix: true, orphanMinAgeMs: 0, removalGraceMs: 0, force, ...more }, f.out);
-  const putOrphan = async (name: string) => {
-    const key = s3KeyFor(f.s3.config.prefix, 1, newStoredFileName(name));
-    await f.s3.client.send(new PutObjectCommand({ Bucket: f.s3.config.bucket, Key: key, Body: files.pdf() }));
-    return key;
-  };
+  const putOrphan = (name: string) => putObject(f, newStoredFileName(name));
 
   test('an empty database the service has upgraded (a staging DATABASE_URL, say): nothing is removed without --force, and the database read is named', async () => {
     const objects = await keys();
